@@ -1,0 +1,108 @@
+"""python -m pipeline <stage> ...: parses arguments and calls one stage function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.constants import PAIRS
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
+    stages = parser.add_subparsers(dest="stage", required=True)
+
+    def stage(name: str, help: str, pair: bool = True, preset: bool = False):
+        p = stages.add_parser(name, help=help)
+        if pair:
+            p.add_argument("--pair", default="de-en", choices=PAIRS, help="source-target (default de-en)")
+        if preset:
+            p.add_argument("--preset", default="quick", help="tiny, quick (default) or full")
+            p.add_argument(
+                "--set",
+                dest="overrides",
+                action="append",
+                default=[],
+                metavar="SECTION.KEY=VALUE",
+                help="override one setting of the preset, e.g. train.epochs=3",
+            )
+        return p
+
+    p = stage("data", "build the TFDS dataset of one language pair")
+    p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
+    p.add_argument(
+        "--manual-dir",
+        type=Path,
+        default=None,
+        help="folder with the raw Multi30k .gz files; missing files are downloaded",
+    )
+
+    p = stage("tokenize", "train SentencePiece on the training split", preset=True)
+    p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
+    p.add_argument("--out-dir", type=Path, required=True)
+
+    p = stage("train", "train one model variant", preset=True)
+    p.add_argument("--variant", default="gru_bahdanau")
+    p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
+    p.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model file")
+    p.add_argument("--run-dir", type=Path, required=True)
+
+    p = stage("export", "export a trained run as a SavedModel version", pair=False)
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="model base directory; versions go below it")
+    p.add_argument("--record", type=Path, default=None, help="file to write the exported version's path to")
+
+    p = stage("evaluate", "translate a split through a SavedModel and score it", preset=True)
+    p.add_argument("--model", type=Path, required=True, help="SavedModel version or base directory")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
+    p.add_argument("--out-dir", type=Path, required=True)
+
+    p = stage("translate", "translate stdin to stdout, one line per line", pair=False)
+    p.add_argument("--model", type=Path, required=True, help="SavedModel version or base directory")
+    p.add_argument("--batch-size", type=int, default=64)
+
+    args = parser.parse_args(argv)
+    # Imported here so that --help answers at once, without loading TensorFlow.
+    if args.stage == "data":
+        from pipeline.corpus import prepare
+
+        print(prepare(args.pair, args.data_dir, args.manual_dir))
+    elif args.stage == "tokenize":
+        from pipeline.config import make_config
+        from pipeline.tokenizer import train_tokenizer
+
+        cfg = make_config(args.preset, args.pair, overrides=args.overrides)
+        print(train_tokenizer(cfg.tokenizer, args.pair, args.data_dir, args.out_dir))
+    elif args.stage == "train":
+        from pipeline.config import make_config
+        from pipeline.train import train
+
+        cfg = make_config(args.preset, args.pair, args.variant, args.overrides)
+        print(train(cfg, args.run_dir, args.data_dir, args.tokenizer))
+    elif args.stage == "export":
+        from pipeline.export import export
+
+        path = export(args.run_dir, args.out)
+        if args.record:
+            args.record.write_text(f"{path}\n")
+        print(path)
+    elif args.stage == "evaluate":
+        from pipeline.config import make_config
+        from pipeline.evaluate import evaluate
+
+        cfg = make_config(args.preset, args.pair, overrides=args.overrides)
+        evaluate(args.model, args.pair, args.split, args.data_dir, args.out_dir, cfg.data.eval_limit)
+    elif args.stage == "translate":
+        from pipeline.translate import translate_stream
+
+        translate_stream(args.model, batch_size=args.batch_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

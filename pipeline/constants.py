@@ -1,0 +1,14 @@
+"""Special token ids and pieces, defined once for the tokenizer, data and models."""
+
+PAD_ID = 0
+UNK_ID = 1
+BOS_ID = 2
+EOS_ID = 3
+
+PAD_PIECE = "<pad>"
+UNK_PIECE = "<unk>"
+BOS_PIECE = "<s>"
+EOS_PIECE = "</s>"
+
+LANGUAGES = ("en", "de", "fr", "cs")
+PAIRS = ("de-en", "en-de", "fr-en", "en-fr", "cs-en", "en-cs")  # source-target

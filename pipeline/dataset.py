@@ -1,0 +1,71 @@
+"""tf.data input pipelines: encode with SentencePiece, filter, bucket by length, pad.
+
+Elements are ``({"source": (batch, src_len), "target_in": (batch, tgt_len)}, target_out)``:
+source ends with EOS, target_in starts with BOS, target_out ends with EOS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from pipeline import corpus
+from pipeline.config import DataConfig
+from pipeline.constants import BOS_ID, EOS_ID
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def load_sentencepiece(model_path: Path) -> tf_text.SentencepieceTokenizer:
+    """In-graph SentencePiece, the same op the exported model uses."""
+    return tf_text.SentencepieceTokenizer(model=Path(model_path).read_bytes(), out_type=tf.int32)
+
+
+def encoded_pairs(pair: str, split: str, data_dir: Path, spm_model: Path, limit: int | None = None):
+    """(source ids + EOS, BOS + target ids, target ids + EOS), each a 1-D int32 tensor."""
+    tokenizer = load_sentencepiece(spm_model)
+    pairs = corpus.load_split(pair, split, data_dir)
+    if limit:
+        pairs = pairs.take(limit)
+
+    def encode(source, target):
+        source, target = tokenizer.tokenize(source), tokenizer.tokenize(target)  # ragged (batch, None)
+        eos = tf.fill([source.nrows(), 1], EOS_ID)
+        bos = tf.fill([target.nrows(), 1], BOS_ID)
+        return (
+            tf.concat([source, eos], axis=1),
+            tf.concat([bos, target], axis=1),
+            tf.concat([target, eos], axis=1),
+        )
+
+    def dense(*ids):  # unbatched ragged rows come back with rank-0-ragged specs
+        return tuple(tf.convert_to_tensor(x) for x in ids)
+
+    # Tokenizing a thousand sentences per op call is much cheaper than one at a time.
+    return pairs.batch(1024).map(encode, num_parallel_calls=AUTOTUNE).unbatch().map(dense)
+
+
+def batches(
+    pair: str, split: str, data_dir: Path, spm_model: Path, cfg: DataConfig, training: bool
+) -> tf.data.Dataset:
+    """Padded batches of similar length; training batches are filtered and shuffled."""
+    limit = cfg.train_limit if split == "train" else cfg.eval_limit
+    examples = encoded_pairs(pair, split, data_dir, spm_model, limit).cache()
+    if training:
+        examples = examples.filter(
+            lambda s, ti, to: tf.logical_and(tf.size(s) <= cfg.max_length, tf.size(to) <= cfg.max_length)
+        )
+        examples = examples.shuffle(50_000, seed=cfg.seed, reshuffle_each_iteration=True)
+    boundaries = list(cfg.bucket_boundaries)
+    examples = examples.bucket_by_sequence_length(
+        lambda s, ti, to: tf.maximum(tf.size(s), tf.size(to)),
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[cfg.batch_size] * (len(boundaries) + 1),
+    )
+    examples = examples.map(lambda s, ti, to: ({"source": s, "target_in": ti}, to))
+    # Every bucket holds the same sentences each epoch, so the batch count is fixed; knowing it
+    # gives Keras a real progress bar. Counting also fills the cache, so it costs nothing later.
+    count = int(examples.reduce(0, lambda n, _: n + 1))
+    return examples.apply(tf.data.experimental.assert_cardinality(count)).prefetch(AUTOTUNE)

@@ -1,0 +1,34 @@
+"""The model registry: a variant name is a cell type plus an optional attention."""
+
+from __future__ import annotations
+
+from pipeline.config import ModelConfig
+from pipeline.models.seq2seq import Seq2Seq
+
+# variant -> (cell, attention)
+VARIANTS: dict[str, tuple[str, str | None]] = {
+    "rnn": ("rnn", None),
+    "lstm": ("lstm", None),
+    "gru": ("gru", None),
+    "lstm_bahdanau": ("lstm", "bahdanau"),
+    "gru_bahdanau": ("gru", "bahdanau"),
+}
+
+
+def build_model(cfg: ModelConfig, vocab_size: int) -> Seq2Seq:
+    """A built (weights created) model for ``cfg.variant``."""
+    if cfg.variant not in VARIANTS:
+        raise ValueError(f"unknown variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
+    cell, attention = VARIANTS[cfg.variant]
+    model = Seq2Seq(
+        vocab_size,
+        cell=cell,
+        attention=attention,
+        embedding_dim=cfg.embedding_dim,
+        units=cfg.units,
+        attention_units=cfg.attention_units,
+        dropout=cfg.dropout,
+        name=cfg.variant,
+    )
+    model.build()
+    return model

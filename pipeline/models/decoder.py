@@ -1,0 +1,165 @@
+"""A recurrent decoder that composes an optional attention layer.
+
+With attention, every step first attends from the previous state over all
+encoder states and feeds the context into the cell's input together with the
+previous token (Bahdanau et al., 2015). Without it, the only link to the
+source is the initial state (Sutskever et al., 2014; Cho et al., 2014).
+
+Training (``call``) and search (``decode_step``) run the very same ``step``,
+so teacher forcing and decoding compute the same function.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from pipeline.models.attention import BahdanauAttention
+from pipeline.models.cells import CELLS, STATES, check_cell, embedding
+
+ATTENTIONS = {"bahdanau": BahdanauAttention}
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class RecurrentDecoder(keras.layers.Layer):
+    """Predicts the next target token from the previous ones and the encoder states.
+
+    Args:
+        vocab_size: size of the target vocabulary.
+        embedding_dim: size of the token embeddings.
+        units: size of the recurrent state.
+        cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``.
+        attention: ``None`` or ``"bahdanau"``.
+        attention_units: hidden size of the attention scorer.
+        dropout: dropout on the embeddings and before the output projection.
+
+    Call arguments:
+        target_in: (batch, tgt_len) ids, BOS first, right-padded.
+        memory: (batch, src_len, memory_dim) encoder states.
+        memory_mask: (batch, src_len) bool.
+        encoder_states: the encoder's final states, each (batch, memory_dim).
+
+    Returns:
+        logits (batch, tgt_len, vocab_size).
+
+    Example:
+    >>> decoder = RecurrentDecoder(20, 8, 4, cell="gru", attention="bahdanau", attention_units=4)
+    >>> memory = keras.random.normal((2, 5, 6)); mask = ops.ones((2, 5), "bool")
+    >>> logits = decoder(ops.array([[2, 7], [2, 9]]), memory, mask, [keras.random.normal((2, 6))])
+    >>> tuple(logits.shape)
+    (2, 2, 20)
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        units: int,
+        cell: str = "gru",
+        attention: str | None = None,
+        attention_units: int | None = None,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if attention is not None and attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.cell_type = check_cell(cell)
+        self.attention_type = attention
+        self.attention_units = attention_units or units
+        self.dropout = dropout
+        self.embedding = embedding(vocab_size, embedding_dim)
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        # One bridge per state tensor: the encoder's final state, squashed to our size.
+        self.bridges = [
+            keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}") for i in range(STATES[cell])
+        ]
+        self.cell = CELLS[cell](units, name="cell")
+        self.attention = ATTENTIONS[attention](self.attention_units, name="attention") if attention else None
+        # A deep output: the next token is read from the state, context and previous token.
+        self.readout = keras.layers.Dense(units, activation="tanh", name="readout")
+        self.readout_dropout = keras.layers.Dropout(dropout)
+        self.projection = keras.layers.Dense(vocab_size, name="projection")
+
+    def build(self, target_in_shape, memory_shape, memory_mask_shape=None, encoder_states_shape=None):
+        batch, memory_dim = memory_shape[0], memory_shape[-1]
+        context_dim = memory_dim if self.attention else 0
+        self.embedding.build(target_in_shape)
+        for bridge in self.bridges:
+            bridge.build((batch, memory_dim))
+        self.cell.build((batch, self.embedding_dim + context_dim))
+        if self.attention:
+            self.attention.build((batch, self.units), values_shape=memory_shape)
+        self.readout.build((batch, self.units + context_dim + self.embedding_dim))
+        self.projection.build((batch, self.units))
+
+    def start(self, memory, memory_mask, encoder_states):
+        """The constant per-sentence inputs and the state before the first step.
+
+        Returns ``(source, state)``: source holds values (batch, src_len, memory_dim),
+        keys (batch, src_len, attention_units) and mask; state holds the cell
+        states, the context (batch, context_dim) and the alignment (batch, src_len).
+        """
+        batch, src_len = ops.shape(memory)[0], ops.shape(memory)[1]
+        cells = [bridge(s) for bridge, s in zip(self.bridges, encoder_states, strict=True)]
+        if self.attention:
+            source = {"values": memory, "keys": self.attention.keys(memory), "mask": memory_mask}
+            context = ops.zeros((batch, ops.shape(memory)[-1]), memory.dtype)
+            alignment = ops.zeros((batch, src_len), memory.dtype)
+        else:
+            source = {"mask": memory_mask}
+            context = ops.zeros((batch, 0), memory.dtype)
+            alignment = ops.zeros((batch, 0), memory.dtype)
+        return source, {"cells": cells, "context": context, "alignment": alignment}
+
+    def step(self, embedded, state, source):
+        """One step: (batch, embedding_dim) previous-token embedding -> next state."""
+        context, alignment = state["context"], state["alignment"]
+        inputs = embedded
+        if self.attention:
+            query = state["cells"][0]  # (batch, units), the state before this step
+            context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
+            inputs = ops.concatenate([embedded, context], axis=-1)
+        _, cells = self.cell(inputs, state["cells"])
+        return {"cells": list(cells), "context": context, "alignment": alignment}
+
+    def logits(self, state, embedded, training=False):
+        """Output logits (..., vocab_size) for the given state and previous-token embedding."""
+        features = ops.concatenate([state["cells"][0], state["context"], embedded], axis=-1)
+        features = self.readout_dropout(self.readout(features), training=training)
+        return self.projection(features)
+
+    def call(self, target_in, memory, memory_mask, encoder_states, training=False):
+        embedded = self.embedding(target_in)  # (batch, tgt_len, emb)
+        embedded = self.embedding_dropout(embedded, training=training)
+        source, state = self.start(memory, memory_mask, encoder_states)
+        # One tf.scan over time: the loop body is a single traced step, not a Python unroll.
+        states = tf.scan(
+            lambda state, x: self.step(x, state, source),
+            tf.transpose(embedded, [1, 0, 2]),  # (tgt_len, batch, emb)
+            initializer=state,
+        )
+        states = tf.nest.map_structure(lambda t: tf.transpose(t, [1, 0, 2]), states)  # (batch, tgt_len, ...)
+        return self.logits(states, embedded, training=training)
+
+    def decode_step(self, token_ids, state, source):
+        """Search step: (batch,) previous ids -> logits (batch, vocab_size) and next state."""
+        embedded = self.embedding(token_ids)
+        state = self.step(embedded, state, source)
+        return self.logits(state, embedded), state
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "cell": self.cell_type,
+            "attention": self.attention_type,
+            "attention_units": self.attention_units,
+            "dropout": self.dropout,
+        }

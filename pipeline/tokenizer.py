@@ -1,0 +1,47 @@
+"""SentencePiece, trained jointly on both sides of the training split only."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import sentencepiece as spm
+
+from pipeline import corpus
+from pipeline.config import TokenizerConfig
+from pipeline.constants import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, UNK_ID, UNK_PIECE
+
+
+def train_tokenizer(cfg: TokenizerConfig, pair: str, data_dir: Path, out_dir: Path) -> Path:
+    """The tokenize stage: trains SentencePiece on the train split, returns the .model path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sentences = corpus.load_split(pair, "train", data_dir)
+    if cfg.train_limit:
+        sentences = sentences.take(cfg.train_limit)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", dir=out_dir) as text:
+        for source, target in sentences.as_numpy_iterator():
+            text.write(source.decode("utf-8") + "\n" + target.decode("utf-8") + "\n")
+        text.flush()
+        spm.SentencePieceTrainer.train(
+            input=text.name,
+            model_prefix=str(out_dir / "spm"),
+            vocab_size=cfg.vocab_size,
+            model_type=cfg.model_type,
+            character_coverage=1.0,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            pad_piece=PAD_PIECE,
+            unk_piece=UNK_PIECE,
+            bos_piece=BOS_PIECE,
+            eos_piece=EOS_PIECE,
+            hard_vocab_limit=False,  # tiny corpora in tests cannot fill a large vocabulary
+            num_threads=2,
+            minloglevel=2,
+        )
+    return out_dir / "spm.model"
+
+
+def load_tokenizer(model_path: Path) -> spm.SentencePieceProcessor:
+    return spm.SentencePieceProcessor(model_file=str(model_path))

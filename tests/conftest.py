@@ -1,0 +1,131 @@
+"""Shared fixtures: the real corpus (read in place), one prepared pair, one tiny tokenizer,
+and a synthetic language pair that a tiny model learns perfectly in seconds."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+
+# Nothing above imports TensorFlow; test modules, collected after this file, do.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROJECT = Path(__file__).resolve().parents[1]
+# Beside the project, never copied into it: the corpus must not be committed.
+SHARED_CORPUS = PROJECT.parent / "shared/data/multi30k"
+PAIR = "de-en"
+
+SYNTHETIC_VOCAB = 20  # ids 4..19 are words; 0..3 are PAD, UNK, BOS, EOS
+FIRST_WORD = 4
+
+
+@pytest.fixture(scope="session")
+def shared_corpus() -> Path:
+    """The folder with the 12 raw Multi30k .gz files, or a skip."""
+    if not (SHARED_CORPUS / "train.de.gz").is_file():
+        pytest.skip(f"the shared Multi30k corpus is not at {SHARED_CORPUS}")
+    return SHARED_CORPUS
+
+
+@pytest.fixture(scope="session")
+def prepared_data(shared_corpus, tmp_path_factory) -> Path:
+    """A TFDS data dir with de-en prepared from the shared files (about 5 s, once)."""
+    from pipeline import corpus
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    corpus.prepare(PAIR, data_dir, manual_dir=shared_corpus)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def spm_model(prepared_data, tmp_path_factory) -> Path:
+    """A 400-piece SentencePiece model trained on the first 2000 training pairs."""
+    from pipeline.config import TokenizerConfig
+    from pipeline.tokenizer import train_tokenizer
+
+    out_dir = tmp_path_factory.mktemp("spm")
+    return train_tokenizer(TokenizerConfig(vocab_size=400, train_limit=2000), PAIR, prepared_data, out_dir)
+
+
+@dataclass(frozen=True)
+class SyntheticPairs:
+    """Right-padded int32 arrays, shaped like the pipeline's batches."""
+
+    source: np.ndarray  # (n, src_len): words, EOS, PAD...
+    target_in: np.ndarray  # (n, tgt_len): BOS, words, PAD...
+    target_out: np.ndarray  # (n, tgt_len): words, EOS, PAD...
+
+    def targets(self) -> list[list[int]]:
+        """Each target sentence as word ids, without EOS and padding."""
+        return [[int(t) for t in row if t not in (PAD_ID, EOS_ID)] for row in self.target_out]
+
+    def batches(self, batch_size: int, shuffle_seed: int | None = None):
+        """A tf.data.Dataset of ({"source", "target_in"}, target_out) batches."""
+        import tensorflow as tf
+
+        data = tf.data.Dataset.from_tensor_slices(
+            ({"source": self.source, "target_in": self.target_in}, self.target_out)
+        )
+        if shuffle_seed is not None:
+            data = data.shuffle(len(self.source), seed=shuffle_seed)
+        return data.batch(batch_size)
+
+
+def translate_word(word: int, vocab_size: int = SYNTHETIC_VOCAB) -> int:
+    """The synthetic dictionary: a fixed shift within the word ids, a bijection."""
+    words = vocab_size - FIRST_WORD
+    return FIRST_WORD + (word - FIRST_WORD + 5) % words
+
+
+def make_synthetic(
+    n: int, seed: int = 0, vocab_size: int = SYNTHETIC_VOCAB, min_len: int = 3, max_len: int = 8
+) -> SyntheticPairs:
+    """``n`` sentence pairs: the target translates word for word and reverses the order.
+
+    The reversal makes the first target word depend on the last source word, so
+    a model has to look across the whole sentence, which attention makes easy.
+    """
+    rng = np.random.default_rng(seed)
+    source = np.full((n, max_len + 1), PAD_ID, np.int32)
+    target_in = np.full((n, max_len + 1), PAD_ID, np.int32)
+    target_out = np.full((n, max_len + 1), PAD_ID, np.int32)
+    for i in range(n):
+        words = rng.integers(FIRST_WORD, vocab_size, size=rng.integers(min_len, max_len + 1))
+        translation = [translate_word(int(w), vocab_size) for w in words[::-1]]
+        source[i, : len(words) + 1] = [*words, EOS_ID]
+        target_in[i, : len(words) + 1] = [BOS_ID, *translation]
+        target_out[i, : len(words) + 1] = [*translation, EOS_ID]
+    return SyntheticPairs(source, target_in, target_out)
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """The synthetic pair generator: ``synthetic(n, seed=...) -> SyntheticPairs``."""
+    return make_synthetic
+
+
+@pytest.fixture(scope="session")
+def tiny_run(spm_model, tmp_path_factory) -> Path:
+    """A run directory as train() leaves it, with the untrained weights of a tiny model."""
+    import shutil
+
+    import keras
+
+    from pipeline.config import make_config, save_config
+    from pipeline.models import build_model
+    from pipeline.tokenizer import load_tokenizer
+    from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
+
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = make_config("tiny")
+    keras.utils.set_random_seed(0)
+    model = build_model(cfg.model, load_tokenizer(spm_model).vocab_size())
+    save_config(cfg, run_dir / CONFIG)
+    shutil.copyfile(spm_model, run_dir / TOKENIZER)
+    model.save_weights(run_dir / BEST_WEIGHTS)
+    return run_dir

@@ -1,0 +1,96 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.config import DataConfig
+from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.dataset import batches
+from pipeline.tokenizer import load_tokenizer
+
+# The tiny preset's data settings with the default bucket boundaries.
+CFG = DataConfig(batch_size=32, train_limit=2000, eval_limit=64)
+
+
+@pytest.fixture(scope="module")
+def train_batches(prepared_data, spm_model):
+    """One pass over the training batches, as numpy."""
+    data = batches("de-en", "train", prepared_data, spm_model, CFG, training=True)
+    return [
+        (inputs["source"].numpy(), inputs["target_in"].numpy(), target_out.numpy())
+        for inputs, target_out in data
+    ]
+
+
+def strip(row: np.ndarray) -> list[int]:
+    return [int(t) for t in row if t != PAD_ID]
+
+
+def assert_right_padded(array: np.ndarray):
+    """Once a row has a PAD, the rest of it is PAD."""
+    is_pad = (array == PAD_ID).astype(int)
+    assert np.all(np.diff(is_pad, axis=1) >= 0)
+
+
+def test_element_structure(prepared_data, spm_model):
+    data = batches("de-en", "validation", prepared_data, spm_model, CFG, training=False)
+    inputs_spec, target_spec = data.element_spec
+    assert set(inputs_spec) == {"source", "target_in"}
+    for spec in (inputs_spec["source"], inputs_spec["target_in"], target_spec):
+        assert spec.dtype == tf.int32 and spec.shape.rank == 2
+    # Evaluation batches are limited by eval_limit and keep every sentence.
+    assert sum(len(target) for _, target in data) == CFG.eval_limit
+
+
+def test_sequences_are_framed_with_eos_and_bos(train_batches):
+    for source, target_in, target_out in train_batches:
+        assert target_in.shape == target_out.shape
+        for s, ti, to in zip(source, target_in, target_out, strict=True):
+            s, ti, to = strip(s), strip(ti), strip(to)
+            assert s[-1] == EOS_ID and EOS_ID not in s[:-1]
+            assert ti[0] == BOS_ID and BOS_ID not in ti[1:]
+            assert to == ti[1:] + [EOS_ID]  # the next token at each position
+        for array in (source, target_in, target_out):
+            assert_right_padded(array)
+
+
+def test_training_pairs_are_sentencepiece_ids_and_only_long_ones_dropped(
+    train_batches, prepared_data, spm_model
+):
+    from pipeline import corpus
+
+    sp = load_tokenizer(spm_model)
+    expected = []
+    for source, target in corpus.load_split("de-en", "train", prepared_data).take(CFG.train_limit):
+        source_ids = sp.encode(source.numpy().decode()) + [EOS_ID]
+        target_ids = [BOS_ID] + sp.encode(target.numpy().decode())
+        if max(len(source_ids), len(target_ids)) <= CFG.max_length:
+            expected.append((source_ids, target_ids))
+    assert len(expected) < CFG.train_limit  # a few pairs are longer than 64 pieces
+    rows = [
+        (strip(s), strip(t))
+        for source, target_in, _ in train_batches
+        for s, t in zip(source, target_in, strict=True)
+    ]
+    assert sorted(rows) == sorted(expected)
+
+
+def test_training_batches_respect_max_length(prepared_data, spm_model):
+    cfg = dataclasses.replace(CFG, max_length=12)
+    data = batches("de-en", "train", prepared_data, spm_model, cfg, training=True)
+    kept = 0
+    for inputs, target_out in data:
+        assert inputs["source"].shape[1] <= 12
+        assert target_out.shape[1] <= 12
+        kept += len(target_out)
+    assert 0 < kept < CFG.train_limit  # some pairs are longer than 12 pieces and were dropped
+
+
+def test_bucketing_keeps_padding_low(train_batches):
+    padded = real = 0
+    for source, target_in, _ in train_batches:
+        for array in (source, target_in):
+            padded += np.sum(array == PAD_ID)
+            real += np.sum(array != PAD_ID)
+    assert padded / (padded + real) < 0.30

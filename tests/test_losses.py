@@ -1,0 +1,41 @@
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.constants import PAD_ID
+from pipeline.models.losses import masked_accuracy, masked_cross_entropy
+
+
+def test_uniform_logits_cost_log_vocab_size():
+    y_true = np.array([[1, 2, PAD_ID]], np.int32)
+    logits = np.zeros((1, 3, 4), np.float32)  # softmax: 1/4 for every token
+    assert float(masked_cross_entropy(y_true, logits)) == pytest.approx(math.log(4), abs=1e-6)
+
+
+def test_padding_positions_do_not_count():
+    y_true = np.array([[3, 2, PAD_ID], [PAD_ID, PAD_ID, PAD_ID]], np.int32)
+    logits = np.zeros((2, 3, 4), np.float32)
+    logits[0, :2] = np.log([1, 1, 2, 4])  # softmax (1/8, 1/8, 1/4, 1/2)
+    # Hopelessly wrong predictions at PAD positions: they would dominate the mean if counted.
+    logits[0, 2] = logits[1, :] = [-50.0, 50.0, 50.0, 50.0]
+    # Real tokens only: -ln(1/2) for id 3, -ln(1/4) for id 2; their mean is 1.5 ln 2.
+    expected = (math.log(2) + math.log(4)) / 2
+    assert float(masked_cross_entropy(y_true, logits)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_all_padding_gives_zero_not_nan():
+    y_true = np.zeros((1, 2), np.int32)
+    assert float(masked_cross_entropy(y_true, np.zeros((1, 2, 4), np.float32))) == 0.0
+
+
+def one_hot_logits(predicted: list[list[int]], vocab: int = 4) -> np.ndarray:
+    """Logits whose argmax is ``predicted``."""
+    return np.eye(vocab, dtype=np.float32)[np.array(predicted)] * 10.0
+
+
+def test_masked_accuracy_counts_real_tokens_only():
+    y_true = np.array([[1, 2, PAD_ID], [3, PAD_ID, PAD_ID]], np.int32)
+    # Real positions: 1 hit, 2 miss, 3 hit. PAD positions predict PAD: hits that must not count.
+    predicted = [[1, 3, PAD_ID], [3, PAD_ID, PAD_ID]]
+    assert float(masked_accuracy(y_true, one_hot_logits(predicted))) == pytest.approx(2 / 3)

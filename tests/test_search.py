@@ -1,0 +1,113 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.config import ModelConfig, make_config
+from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.evaluate import score
+from pipeline.models import build_model
+from pipeline.search import greedy_search, max_output_lengths
+from pipeline.train import compile_model
+
+VOCAB = 20  # conftest.SYNTHETIC_VOCAB
+
+
+def train_on_synthetic(variant: str, synthetic, epochs: int = 10):
+    """A 32-unit model fitted to 2000 synthetic pairs (about 10 s on 2 cores)."""
+    keras.utils.set_random_seed(0)
+    cfg = make_config("tiny", variant=variant, overrides=[
+        "model.units=32", "model.embedding_dim=32", "model.attention_units=32", "train.learning_rate=0.01",
+    ])  # fmt: skip
+    model = compile_model(build_model(cfg.model, VOCAB), cfg)
+    data = synthetic(2000, seed=0).batches(64, shuffle_seed=0)
+    model.fit(data, epochs=epochs, shuffle=False, verbose=0)  # shuffled by tf.data
+    return model
+
+
+@pytest.fixture(scope="module")
+def held_out(synthetic):
+    return synthetic(200, seed=1)  # another seed: mostly sentences the model never saw
+
+
+@pytest.fixture(scope="module")
+def attention_model(synthetic):
+    return train_on_synthetic("gru_bahdanau", synthetic)
+
+
+def greedy_lists(model, source, max_length=None) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    ids, lengths = greedy_search(model, tf.constant(source), max_length)
+    ids, lengths = ids.numpy(), lengths.numpy()
+    return ids, lengths, [[int(t) for t in row[:n]] for row, n in zip(ids, lengths, strict=True)]
+
+
+def exact_match(model, pairs) -> float:
+    _, _, hypotheses = greedy_lists(model, pairs.source)
+    return float(np.mean([h == r for h, r in zip(hypotheses, pairs.targets(), strict=True)]))
+
+
+def test_attention_model_translates_synthetic_pair(attention_model, held_out):
+    _, _, hypotheses = greedy_lists(attention_model, held_out.source)
+    references = held_out.targets()
+    assert np.mean([h == r for h, r in zip(hypotheses, references, strict=True)]) >= 0.95
+    joined = [" ".join(map(str, ids)) for ids in hypotheses]
+    assert score(joined, [" ".join(map(str, ids)) for ids in references])["bleu"] >= 90
+
+
+def test_attention_beats_a_single_context_vector(attention_model, held_out, synthetic):
+    # The reversal puts the last source word first: a fixed-size summary loses the details.
+    plain = train_on_synthetic("gru", synthetic)
+    assert exact_match(attention_model, held_out) > exact_match(plain, held_out)
+
+
+def test_ids_lengths_and_padding(attention_model, held_out):
+    ids, lengths, _ = greedy_lists(attention_model, held_out.source[:20])
+    expected_lengths = [len(t) for t in held_out.targets()[:20]]
+    assert ids.dtype == np.int32 and ids.shape[0] == 20
+    assert ids.shape[1] == max(expected_lengths) + 1  # the loop stops once all have emitted EOS
+    np.testing.assert_array_equal(lengths, expected_lengths)
+    for row, n in zip(ids, lengths, strict=True):
+        assert PAD_ID not in row[:n] and EOS_ID not in row[:n]
+        assert np.all(row[n:] == PAD_ID)  # EOS is replaced by PAD too
+
+
+def untrained_model():
+    keras.utils.set_random_seed(0)
+    return build_model(
+        ModelConfig(variant="gru_bahdanau", embedding_dim=6, units=4, attention_units=4, dropout=0.0), VOCAB
+    )
+
+
+def test_max_length_is_respected_and_pad_bos_never_emitted():
+    model = untrained_model()
+    source = np.array([[5, 6, 7, EOS_ID], [8, EOS_ID, PAD_ID, PAD_ID]], np.int32)
+    ids, lengths, _ = greedy_lists(model, source, max_length=3)
+    assert ids.shape == (2, lengths.max()) and ids.shape[1] <= 3
+    assert np.all(lengths <= 3)
+    for row, n in zip(ids, lengths, strict=True):
+        assert BOS_ID not in row
+        assert np.all(row[:n] != PAD_ID) and np.all(row[n:] == PAD_ID)
+
+
+def test_zero_max_length_gives_empty_output():
+    ids, lengths, _ = greedy_lists(untrained_model(), np.array([[5, EOS_ID]], np.int32), max_length=0)
+    assert ids.shape == (1, 0)
+    np.testing.assert_array_equal(lengths, [0])
+
+
+def test_default_max_length_grows_with_each_source_and_is_capped():
+    source = np.zeros((3, 1000), np.int32)
+    source[0, :4] = 5  # 4 real tokens, the rest padding
+    source[1, :] = 5
+    np.testing.assert_array_equal(max_output_lengths(tf.constant(source)), [2 * 4 + 10, 256, 10])
+
+
+def test_a_translation_does_not_depend_on_its_batch():
+    model = untrained_model()  # runs to the length cap: the cap must come from its own source
+    short = np.array([[5, 6, EOS_ID]], np.int32)
+    padded = np.zeros((2, 12), np.int32)
+    padded[0, :3] = short[0]
+    padded[1, :] = 7
+    _, _, alone = greedy_lists(model, short)
+    _, _, together = greedy_lists(model, padded)
+    assert alone[0] == together[0]

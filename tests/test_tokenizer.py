@@ -1,0 +1,38 @@
+from pipeline import corpus
+from pipeline.config import TokenizerConfig
+from pipeline.constants import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, UNK_ID, UNK_PIECE
+from pipeline.tokenizer import load_tokenizer, train_tokenizer
+
+
+def test_special_ids_are_the_pipeline_constants(spm_model):
+    sp = load_tokenizer(spm_model)
+    assert (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) == (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+    assert [sp.id_to_piece(i) for i in (PAD_ID, UNK_ID, BOS_ID, EOS_ID)] == [
+        PAD_PIECE, UNK_PIECE, BOS_PIECE, EOS_PIECE,
+    ]  # fmt: skip
+    assert sp.vocab_size() == 400
+
+
+def test_german_round_trip(spm_model):
+    sp = load_tokenizer(spm_model)
+    sentence = "Zwei junge Männer spielen Fußball auf einer grünen Wiese."
+    ids = sp.encode(sentence)
+    assert len(ids) > 5  # split into pieces, not one id per sentence
+    assert UNK_ID not in ids  # character_coverage 1.0: umlauts and ß are known
+    assert all(i not in (PAD_ID, BOS_ID, EOS_ID) for i in ids)  # ends are added by the dataset
+    assert sp.decode(ids) == sentence
+
+
+def test_trains_on_the_train_split_only(prepared_data, tmp_path, monkeypatch):
+    requested = []
+    load_split = corpus.load_split
+
+    def recording_load_split(pair, split, data_dir):
+        requested.append((pair, split))
+        return load_split(pair, split, data_dir)
+
+    monkeypatch.setattr(corpus, "load_split", recording_load_split)
+    path = train_tokenizer(TokenizerConfig(vocab_size=100, train_limit=200), "de-en", prepared_data, tmp_path)
+    assert requested == [("de-en", "train")]
+    assert path == tmp_path / "spm.model" and path.is_file()
+    assert load_tokenizer(path).vocab_size() == 100
