@@ -1,9 +1,10 @@
 # The pipeline's stages, each keyed on the files it writes: a second `make all` redoes nothing.
-#   make all                      data -> tokenize -> train -> export -> evaluate (de-en, gru_bahdanau, quick)
-#   make all PAIR=fr-en PRESET=full VARIANT=gru_bahdanau
+#   make all                   data -> tokenize -> train, export, evaluate every variant -> compare (de-en, quick)
+#   make evaluate VARIANT=lstm one variant;  make all PAIR=fr-en PRESET=full VARIANTS="gru gru_bahdanau"
 #   make test | lint | clean
 
 PAIR ?= de-en
+VARIANTS ?= rnn lstm gru lstm_bahdanau gru_bahdanau gru_luong
 VARIANT ?= gru_bahdanau
 PRESET ?= quick
 
@@ -17,23 +18,24 @@ SHARED_CORPUS ?= ../shared/data/multi30k
 RAW_DIR ?= $(DATA_DIR)/raw/multi30k
 TFDS_DIR ?= $(DATA_DIR)/tfds
 SPM_DIR ?= $(DATA_DIR)/spm/$(PAIR)-$(PRESET)
-RUN_DIR ?= runs/$(PAIR)-$(PRESET)/$(VARIANT)
+RUNS_DIR ?= runs/$(PAIR)-$(PRESET)
 SAVED_DIR ?= saved_models
+REPORTS_DIR ?= reports/$(PAIR)/$(PRESET)
+# reports/de-en/compare.md for the default preset, reports/de-en/full/compare.md for full
+COMPARE_DIR ?= reports/$(PAIR)$(if $(filter-out quick,$(PRESET)),/$(PRESET))
 # saved_models/gru_bahdanau for de-en, saved_models/gru_bahdanau_fr_en for fr-en
-MODEL_NAME ?= $(VARIANT)$(if $(filter-out de-en,$(PAIR)),_$(subst -,_,$(PAIR)))
-REPORT_DIR ?= reports/$(PAIR)/$(PRESET)/$(VARIANT)
+PAIR_SUFFIX = $(if $(filter-out de-en,$(PAIR)),_$(subst -,_,$(PAIR)))
 
 PIPELINE = $(PYTHON) -m pipeline
 DATASET = $(TFDS_DIR)/multi30k/$(PAIR)/1.0.0/dataset_info.json
 TOKENIZER = $(SPM_DIR)/spm.model
-TRAINED = $(RUN_DIR)/train.json
-EXPORTED = $(RUN_DIR)/exported.txt
-REPORT = $(REPORT_DIR)/test.json
+COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate test lint clean
+.PHONY: all install data tokenize train export evaluate compare test lint clean
 .DELETE_ON_ERROR:
+.SECONDARY:  # keep every stage's files, also those only pattern rules name
 
-all: evaluate
+all: compare
 
 install: $(INSTALLED)
 $(INSTALLED): setup.cfg pyproject.toml
@@ -52,21 +54,32 @@ tokenize: $(TOKENIZER)
 $(TOKENIZER): $(DATASET)
 	$(PIPELINE) tokenize --pair $(PAIR) --preset $(PRESET) --data-dir $(TFDS_DIR) --out-dir $(SPM_DIR)
 
-train: $(TRAINED)
-$(TRAINED): $(TOKENIZER)
-	$(PIPELINE) train --pair $(PAIR) --preset $(PRESET) --variant $(VARIANT) \
-		--data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(RUN_DIR)
+# One variant: make train|export|evaluate VARIANT=lstm
+train: $(RUNS_DIR)/$(VARIANT)/train.json
+export: $(RUNS_DIR)/$(VARIANT)/exported.txt
+evaluate: $(REPORTS_DIR)/$(VARIANT)/test.json
+	@$(PYTHON) -c "import json; r = json.load(open('$<')); print(f\"BLEU {r['bleu']}  chrF {r['chrf']}  ({r['pair']} {r['split']}, $(VARIANT), $(PRESET))\")"
 
-export: $(EXPORTED)
-$(EXPORTED): $(TRAINED)
-	$(PIPELINE) export --run-dir $(RUN_DIR) --out $(SAVED_DIR)/$(MODEL_NAME) --record $@
+$(RUNS_DIR)/%/train.json: $(TOKENIZER)
+	$(PIPELINE) train --pair $(PAIR) --preset $(PRESET) --variant $* \
+		--data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(RUNS_DIR)/$*
 
-evaluate: $(REPORT)
-	@$(PYTHON) -c "import json; r = json.load(open('$(REPORT)')); print(f\"BLEU {r['bleu']}  chrF {r['chrf']}  ({r['pair']} {r['split']}, $(VARIANT), $(PRESET))\")"
-$(REPORT): $(EXPORTED)
-	$(PIPELINE) evaluate --pair $(PAIR) --preset $(PRESET) --model $$(cat $(EXPORTED)) \
-		--data-dir $(TFDS_DIR) --out-dir $(REPORT_DIR)
-	cp $(RUN_DIR)/log.csv $(RUN_DIR)/training.png $(RUN_DIR)/train.json $(REPORT_DIR)/
+$(RUNS_DIR)/%/exported.txt: $(RUNS_DIR)/%/train.json
+	$(PIPELINE) export --run-dir $(RUNS_DIR)/$* --out $(SAVED_DIR)/$*$(PAIR_SUFFIX) --record $@
+
+$(REPORTS_DIR)/%/test.json: $(RUNS_DIR)/%/exported.txt
+	$(PIPELINE) evaluate --pair $(PAIR) --preset $(PRESET) --model $$(cat $<) --split validation \
+		--data-dir $(TFDS_DIR) --out-dir $(REPORTS_DIR)/$*
+	$(PIPELINE) evaluate --pair $(PAIR) --preset $(PRESET) --model $$(cat $<) --split test \
+		--data-dir $(TFDS_DIR) --out-dir $(REPORTS_DIR)/$*
+	cp $(RUNS_DIR)/$*/log.csv $(RUNS_DIR)/$*/training.png $(RUNS_DIR)/$*/train.json $(REPORTS_DIR)/$*/
+
+# Every variant, then the table and the figures that compare them.
+compare: $(COMPARE)
+	@cat $(COMPARE_DIR)/compare.md
+$(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json)
+	$(PIPELINE) report --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
+		--runs-dir $(RUNS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR)
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest

@@ -13,7 +13,7 @@ import tensorflow_text as tf_text
 
 from pipeline import corpus
 from pipeline.config import DataConfig
-from pipeline.constants import BOS_ID, EOS_ID
+from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -69,3 +69,12 @@ def batches(
     # gives Keras a real progress bar. Counting also fills the cache, so it costs nothing later.
     count = int(examples.reduce(0, lambda n, _: n + 1))
     return examples.apply(tf.data.experimental.assert_cardinality(count)).prefetch(AUTOTUNE)
+
+
+def count_target_tokens(batches: tf.data.Dataset) -> int:
+    """Real (unpadded) target tokens in one pass over ``batches``."""
+
+    def add(n, batch):
+        return n + tf.reduce_sum(tf.cast(tf.not_equal(batch[1], PAD_ID), tf.int32))
+
+    return int(batches.reduce(0, add))

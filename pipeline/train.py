@@ -49,6 +49,23 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Throughput(keras.callbacks.Callback):
+    """Seconds spent on training steps alone: each epoch until its validation pass begins."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+        self.epoch_start: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
+
+    def on_test_begin(self, logs=None):
+        if self.epoch_start is not None:  # fit's validation pass, not a separate evaluate()
+            self.seconds += time.monotonic() - self.epoch_start
+            self.epoch_start = None
+
+
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
     optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
     model.compile(optimizer=optimizer, loss=masked_cross_entropy, metrics=[masked_accuracy])
@@ -70,10 +87,11 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path) -> P
     vocab_size = spm.SentencePieceProcessor(model_file=str(tokenizer_path)).vocab_size()
     train_batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer_path, cfg.data, training=True)
     val_batches = dataset.batches(cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, training=False)
+    tokens_per_epoch = dataset.count_target_tokens(train_batches)
     model = compile_model(build_model(cfg.model, vocab_size), cfg)
     print(f"{cfg.model.variant}: {model.count_params():,} parameters, vocabulary {vocab_size}")
 
-    budget = TimeBudget(cfg.train.time_budget_minutes)
+    budget, throughput = TimeBudget(cfg.train.time_budget_minutes), Throughput()
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(
@@ -83,6 +101,7 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path) -> P
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
         budget,
+        throughput,
     ]
     start = time.monotonic()
     history = model.fit(
@@ -96,13 +115,17 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path) -> P
     seconds = time.monotonic() - start
 
     val_losses = history.history.get("val_loss", [])
+    epochs = len(val_losses)
     summary = {
         "variant": cfg.model.variant,
         "parameters": model.count_params(),
-        "epochs_this_process": len(val_losses),
+        "epochs_this_process": epochs,
         "stopped_by_time_budget": budget.stopped_epoch is not None,
         "best_val_loss": min(val_losses) if val_losses else None,
         "train_seconds_this_process": round(seconds, 1),
+        "target_tokens_per_epoch": tokens_per_epoch,
+        # real (unpadded) target tokens per second of training steps, validation excluded
+        "tokens_per_second": round(tokens_per_epoch * epochs / throughput.seconds) if epochs else None,
         "history": history.history,
     }
     plot_history(run_dir / "log.csv", run_dir / "training.png")

@@ -12,6 +12,7 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "gru": ("gru", None),
     "lstm_bahdanau": ("lstm", "bahdanau"),
     "gru_bahdanau": ("gru", "bahdanau"),
+    "gru_luong": ("gru", "luong"),
 }
 
 

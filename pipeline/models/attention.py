@@ -60,3 +60,54 @@ class BahdanauAttention(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class LuongAttention(keras.layers.Layer):
+    """Multiplicative ("general") attention (Luong et al., 2015): ``q . W k``.
+
+    The decoder queries it with the state *after* the step's cell update. ``W k``
+    does not depend on the step, so ``keys`` computes it once per sentence.
+
+    Args:
+        units: size of the query (the decoder state).
+
+    Call arguments:
+        query: (batch, units), the decoder state after the step.
+        keys: (batch, src_len, units), from ``keys(values)``.
+        values: (batch, src_len, value_dim), the encoder states.
+        mask: (batch, src_len) bool, False at padding.
+
+    Returns:
+        context (batch, value_dim) and weights (batch, src_len).
+
+    Example:
+    >>> attention = LuongAttention(4)
+    >>> values = keras.random.normal((2, 5, 6)); mask = ops.ones((2, 5), "bool")
+    >>> context, weights = attention(keras.random.normal((2, 4)), attention.keys(values), values, mask)
+    >>> tuple(context.shape), tuple(weights.shape)
+    ((2, 6), (2, 5))
+    """
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.key_dense = keras.layers.Dense(units, use_bias=False, name="key")
+
+    def build(self, query_shape, keys_shape=None, values_shape=None, mask_shape=None):
+        if values_shape is not None and not self.key_dense.built:  # keys() may have built it
+            self.key_dense.build(values_shape)
+
+    def keys(self, values):
+        # values: (batch, src_len, value_dim) -> (batch, src_len, units)
+        return self.key_dense(values)
+
+    def call(self, query, keys, values, mask):
+        scores = ops.einsum("bu,bsu->bs", query, keys)  # (batch, src_len)
+        scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
+        weights = ops.softmax(scores, axis=-1)  # (batch, src_len)
+        context = ops.einsum("bs,bsd->bd", weights, values)  # (batch, value_dim)
+        return context, weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}

@@ -1,9 +1,12 @@
 """A recurrent decoder that composes an optional attention layer.
 
-With attention, every step first attends from the previous state over all
-encoder states and feeds the context into the cell's input together with the
-previous token (Bahdanau et al., 2015). Without it, the only link to the
-source is the initial state (Sutskever et al., 2014; Cho et al., 2014).
+With Bahdanau attention, every step first attends from the previous state over
+all encoder states and feeds the context into the cell's input together with
+the previous token (Bahdanau et al., 2015). With Luong attention the cell runs
+first and its new state attends; the context of the step before is fed to the
+cell's input (input feeding, Luong et al., 2015, with the context in place of
+their attentional vector). Without attention, the only link to the source is
+the initial state (Sutskever et al., 2014; Cho et al., 2014).
 
 Training (``call``) and search (``decode_step``) run the very same ``step``,
 so teacher forcing and decoding compute the same function.
@@ -15,10 +18,10 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from pipeline.models.attention import BahdanauAttention
+from pipeline.models.attention import BahdanauAttention, LuongAttention
 from pipeline.models.cells import CELLS, STATES, check_cell, embedding
 
-ATTENTIONS = {"bahdanau": BahdanauAttention}
+ATTENTIONS = {"bahdanau": BahdanauAttention, "luong": LuongAttention}
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -30,8 +33,8 @@ class RecurrentDecoder(keras.layers.Layer):
         embedding_dim: size of the token embeddings.
         units: size of the recurrent state.
         cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``.
-        attention: ``None`` or ``"bahdanau"``.
-        attention_units: hidden size of the attention scorer.
+        attention: ``None``, ``"bahdanau"`` or ``"luong"``.
+        attention_units: hidden size of the Bahdanau scorer (Luong's is ``units``).
         dropout: dropout on the embeddings and before the output projection.
 
     Call arguments:
@@ -79,7 +82,9 @@ class RecurrentDecoder(keras.layers.Layer):
             keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}") for i in range(STATES[cell])
         ]
         self.cell = CELLS[cell](units, name="cell")
-        self.attention = ATTENTIONS[attention](self.attention_units, name="attention") if attention else None
+        # Luong's score multiplies the decoder state into the keys, so its size is fixed.
+        attention_units = units if attention == "luong" else self.attention_units
+        self.attention = ATTENTIONS[attention](attention_units, name="attention") if attention else None
         # A deep output: the next token is read from the state, context and previous token.
         self.readout = keras.layers.Dense(units, activation="tanh", name="readout")
         self.readout_dropout = keras.layers.Dropout(dropout)
@@ -119,12 +124,14 @@ class RecurrentDecoder(keras.layers.Layer):
     def step(self, embedded, state, source):
         """One step: (batch, embedding_dim) previous-token embedding -> next state."""
         context, alignment = state["context"], state["alignment"]
-        inputs = embedded
-        if self.attention:
-            query = state["cells"][0]  # (batch, units), the state before this step
+        if self.attention_type == "bahdanau":  # attend from the state before the step
+            query = state["cells"][0]  # (batch, units)
             context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
-            inputs = ops.concatenate([embedded, context], axis=-1)
+        inputs = ops.concatenate([embedded, context], axis=-1)  # context is (batch, 0) without attention
         _, cells = self.cell(inputs, state["cells"])
+        if self.attention_type == "luong":  # attend from the state after the step
+            query = cells[0]
+            context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
         return {"cells": list(cells), "context": context, "alignment": alignment}
 
     def logits(self, state, embedded, training=False):

@@ -15,7 +15,7 @@ class Seq2Seq(keras.Model):
     Args:
         vocab_size: size of the joint SentencePiece vocabulary.
         cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``, for encoder and decoder.
-        attention: ``None`` (a single context vector) or ``"bahdanau"``.
+        attention: ``None`` (a single context vector), ``"bahdanau"`` or ``"luong"``.
         embedding_dim, units, attention_units, dropout: sizes and regularisation.
 
     Call arguments:
