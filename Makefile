@@ -31,7 +31,7 @@ DATASET = $(TFDS_DIR)/multi30k/$(PAIR)/1.0.0/dataset_info.json
 TOKENIZER = $(SPM_DIR)/spm.model
 COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate compare test lint clean
+.PHONY: all install data tokenize train export evaluate compare readme test lint clean
 .DELETE_ON_ERROR:
 .SECONDARY:  # keep every stage's files, also those only pattern rules name
 
@@ -80,6 +80,10 @@ compare: $(COMPARE)
 $(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json)
 	$(PIPELINE) report --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
 		--runs-dir $(RUNS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR)
+
+# Copy the default comparison into README.md, between its compare markers.
+readme: $(COMPARE)
+	$(PIPELINE) readme --compare $(COMPARE_DIR)/compare.md --readme README.md
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest

@@ -62,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument("--out-dir", type=Path, required=True)
 
+    p = stage("report", "compare variants: table and figures", preset=True)
+    p.add_argument("--variants", nargs="+", required=True)
+    p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
+    p.add_argument("--runs-dir", type=Path, required=True)
+    p.add_argument("--reports-dir", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+    p = stage("readme", "copy a compare.md into the README between its markers", pair=False)
+    p.add_argument("--compare", type=Path, required=True)
+    p.add_argument("--readme", type=Path, default=Path("README.md"))
+
     p = stage("translate", "translate stdin to stdout, one line per line", pair=False)
     p.add_argument("--model", type=Path, required=True, help="SavedModel version or base directory")
     p.add_argument("--batch-size", type=int, default=64)
@@ -97,6 +108,16 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = make_config(args.preset, args.pair, overrides=args.overrides)
         evaluate(args.model, args.pair, args.split, args.data_dir, args.out_dir, cfg.data.eval_limit)
+    elif args.stage == "report":
+        from pipeline.report import compare
+
+        out = compare(args.pair, args.preset, args.variants, args.data_dir, args.runs_dir,
+                      args.reports_dir, args.out_dir)  # fmt: skip
+        print(out)
+    elif args.stage == "readme":
+        from pipeline.report import splice_readme
+
+        print(splice_readme(args.readme, args.compare))
     elif args.stage == "translate":
         from pipeline.translate import translate_stream
 

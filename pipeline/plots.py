@@ -32,3 +32,72 @@ def plot_history(log_csv: Path, out: Path) -> Path:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def plot_bleu_by_variant(rows: list[dict], out: Path) -> Path:
+    """Test and validation BLEU per variant, context-vector and attention variants side by side."""
+    names = [r["variant"] for r in rows]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar([i - 0.2 for i in x], [r["val_bleu"] for r in rows], width=0.4, label="validation")
+    bars = ax.bar([i + 0.2 for i in x], [r["test_bleu"] for r in rows], width=0.4, label="test")
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(list(x), names, rotation=20)
+    ax.set_ylabel("BLEU")
+    ax.set_title("BLEU by variant (greedy, sacreBLEU)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_bleu_by_length(rows: list[dict], out: Path) -> Path:
+    """Test BLEU against source sentence length, one line per variant."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for r in rows:
+        buckets = r["test_bleu_by_length"]
+        style = "-" if r["attention"] else "--"
+        bleu = [float("nan") if b["bleu"] is None else b["bleu"] for b in buckets.values()]  # empty bucket
+        ax.plot(list(buckets), bleu, style, marker="o", label=r["variant"])
+    ax.set_xlabel("source length (words)")
+    ax.set_ylabel("test BLEU")
+    ax.set_title("BLEU by source length (dashed: single context vector)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_gradient_flow(flows: dict, out: Path) -> Path:
+    """Norm of d loss / d encoder state per source position, one line per variant, log scale."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for variant, flow in flows.items():
+        style = "--" if "_" not in variant else "-"
+        ax.semilogy(range(1, len(flow) + 1), flow, style, marker=".", label=variant)
+    ax.set_xlabel("source position (forward encoder state)")
+    ax.set_ylabel("mean |d loss / d h_t|")
+    ax.set_title("Gradient reaching each encoder position (dashed: single context vector)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_attention(examples: list[dict], variant: str, out: Path) -> Path:
+    """Attention weights of a few greedy translations: output pieces down, source pieces across."""
+    fig, axes = plt.subplots(1, len(examples), figsize=(6 * len(examples), 5.5), squeeze=False)
+    for ax, example in zip(axes[0], examples, strict=True):
+        ax.imshow(example["weights"], cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(example["source"])), example["source"], rotation=90, fontsize=8)
+        ax.set_yticks(range(len(example["output"])), example["output"], fontsize=8)
+    fig.suptitle(f"{variant}: attention weights")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

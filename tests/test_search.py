@@ -111,3 +111,31 @@ def test_a_translation_does_not_depend_on_its_batch():
     _, _, alone = greedy_lists(model, short)
     _, _, together = greedy_lists(model, padded)
     assert alone[0] == together[0]
+
+
+def test_alignments_follow_the_synthetic_reordering(attention_model, held_out):
+    # The synthetic target reverses the source, so output word i attends to source word n-1-i.
+    source = held_out.source[:16]
+    ids, lengths, alignments = greedy_search(attention_model, tf.constant(source), return_alignments=True)
+    alignments = alignments.numpy()  # (batch, steps, src_len)
+    assert alignments.shape[:2] == ids.shape and alignments.shape[2] == source.shape[1]
+    real = source != PAD_ID
+    hits = steps = 0
+    for row, n, weights in zip(real, lengths.numpy(), alignments, strict=True):
+        np.testing.assert_allclose(weights[:n].sum(axis=1), 1.0, atol=1e-5)  # a distribution per step
+        assert np.all(weights[:n, ~row] < 1e-6)  # nothing on padding
+        words = int(row.sum()) - 1  # without EOS
+        focus = weights[:n].argmax(axis=1)
+        assert focus[0] > focus[-1]  # the first output word looks further right than the last
+        hits += int(np.sum(focus == [words - 1 - i for i in range(n)]))
+        steps += n
+    # Bahdanau attends from the state *before* a step, and the encoder states mix neighbours,
+    # so not every step points exactly at its word; most do.
+    assert hits / steps > 0.6
+
+
+def test_a_model_without_attention_has_empty_alignments():
+    model = build_model(ModelConfig(variant="gru", embedding_dim=6, units=4, dropout=0.0), VOCAB)
+    source = tf.constant([[5, 6, EOS_ID]])
+    _, _, alignments = greedy_search(model, source, max_length=3, return_alignments=True)
+    assert alignments.shape == (1, 3, 0)

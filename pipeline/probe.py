@@ -1,0 +1,123 @@
+"""The gradient-flow probe: how much of the loss's gradient reaches each source position.
+
+The classic lesson on vanishing gradients, measured on our own models. For each
+source position t we take the encoder's forward-direction state h_t and ask how
+strongly the translation loss depends on it: ``|| d loss / d h_t ||``.
+
+Without attention the decoder sees the source only through the encoder's final
+states, so the gradient that reaches position t has travelled back through every
+recurrent step from t to the end of the sentence, multiplied by one Jacobian per
+step. For a tanh RNN those Jacobians are mostly contractions, so the gradient
+shrinks with distance from the end: the first words of a long sentence learn
+least. LSTM and GRU cells keep an additive path through the state and lose less.
+Attention reads every encoder state directly, which gives every position a path
+of constant length to the loss.
+
+To take a gradient with respect to each h_t we need h_t as a tensor, which the
+fused Keras RNN layer does not expose; so the encoder's two cells are unrolled by
+hand, step by step, in eager mode, and the decoder is called on the result. The
+unroll is the model's own function: ``check_unrolled`` compares it with the
+encoder's output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from pipeline.constants import PAD_ID
+from pipeline.models.losses import masked_cross_entropy
+from pipeline.models.seq2seq import Seq2Seq
+
+
+def _check_unpadded(source) -> np.ndarray:
+    source = np.asarray(source)
+    if source.ndim != 2:
+        raise ValueError(f"source must be (batch, src_len) ids, got shape {source.shape}")
+    if np.any(source == PAD_ID):
+        # The unroll below ignores masks: with padding its states would differ from the model's.
+        raise ValueError("source contains padding; pass sentences of one length, without PAD")
+    return source
+
+
+def _run_cell(cell, embedded, reverse: bool) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    """Runs one direction's cell over (batch, src_len, emb) inputs.
+
+    Returns the output h at every position, in source order (each (batch, units)),
+    and the state after the last step taken (position src_len - 1 forwards,
+    position 0 backwards).
+    """
+    src_len = embedded.shape[1]
+    states = cell.get_initial_state(batch_size=ops.shape(embedded)[0])  # [h] or [h, c], (batch, units)
+    outputs: list[tf.Tensor | None] = [None] * src_len
+    positions = range(src_len - 1, -1, -1) if reverse else range(src_len)
+    for t in positions:
+        _, states = cell(embedded[:, t, :], states, training=False)
+        states = list(states)
+        # Keras' three cells return their output as states[0]; using that one tensor for both
+        # the memory and the next step makes d loss/d h_t cover both paths.
+        outputs[t] = states[0]
+    return outputs, states
+
+
+def _unroll(model: Seq2Seq, source) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
+    """The encoder, by hand: memory (batch, src_len, 2 * units), final states, forward h_t."""
+    encoder = model.encoder
+    embedded = encoder.embedding(source)  # (batch, src_len, emb); no dropout at inference
+    forward, forward_final = _run_cell(encoder.rnn.forward_layer.cell, embedded, reverse=False)
+    backward, backward_final = _run_cell(encoder.rnn.backward_layer.cell, embedded, reverse=True)
+    # memory: (batch, src_len, 2 * units), as Bidirectional(merge_mode="concat") stacks it
+    memory = ops.stack([ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward, strict=True)], 1)
+    # As RecurrentEncoder.call: per state component, [concat(h_f, h_b)] or also concat(c_f, c_b)
+    states = [ops.concatenate([f, b], axis=-1) for f, b in zip(forward_final, backward_final, strict=True)]
+    return memory, states, forward
+
+
+def check_unrolled(model: Seq2Seq, source) -> float:
+    """Max abs difference between the hand-unrolled encoder and ``model.encoder(source)``.
+
+    Compares the memory (every position, both directions) and the final states,
+    so for LSTM the cell states c are checked too. Raises ValueError on padding.
+    """
+    source = _check_unpadded(source)
+    memory, states, _ = _unroll(model, source)
+    expected_memory, _, expected_states = model.encoder(source, training=False)
+    diffs = [ops.max(ops.abs(memory - expected_memory))]
+    diffs += [ops.max(ops.abs(s - e)) for s, e in zip(states, expected_states, strict=True)]
+    return float(max(float(d) for d in diffs))
+
+
+def gradient_flow(model: Seq2Seq, source, target_in, target_out) -> np.ndarray:
+    """Mean over the batch of ``|| d loss / d h_t ||_2`` for each source position t.
+
+    h_t is the encoder's forward-direction state at position t, and the loss is
+    ``masked_cross_entropy(target_out, logits)``, the training loss, computed
+    without dropout.
+
+    Args:
+        model: a built Seq2Seq.
+        source: (batch, src_len) int ids with NO padding: every sentence of the batch
+            must have the same length (pick them so); the unroll ignores masks.
+        target_in: (batch, tgt_len) ids, BOS first; may be right-padded.
+        target_out: (batch, tgt_len) ids; padding is left out of the loss.
+
+    Returns:
+        float64 array (src_len,).
+
+    Raises:
+        ValueError: if ``source`` contains PAD_ID.
+    """
+    source = _check_unpadded(source)
+    target_in = np.asarray(target_in)
+    target_out = np.asarray(target_out)
+    with tf.GradientTape() as tape:
+        memory, states, forward = _unroll(model, source)
+        mask = ops.ones(source.shape, "bool")  # (batch, src_len): no padding, checked above
+        logits = model.decoder(target_in, memory, mask, states, training=False)  # (batch, tgt_len, vocab)
+        loss = masked_cross_entropy(target_out, logits)
+    # A position the loss does not depend on gets zeros, not None.
+    grads = tape.gradient(loss, forward, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    # each grad: (batch, units) -> norms: (batch, src_len)
+    norms = np.stack([np.linalg.norm(g.numpy().astype(np.float64), axis=-1) for g in grads], axis=1)
+    return norms.mean(axis=0)
