@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import load_config
-from pipeline.constants import EOS_ID, PAD_ID
+from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 from pipeline.export import MAX_SOURCE_PIECES, export, latest_version
-from pipeline.models import build_model
+from pipeline.models import VARIANTS, build_model
 from pipeline.search import greedy_search
 from pipeline.tokenizer import load_tokenizer
 from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
@@ -97,3 +97,29 @@ def test_moved_export_serves_the_same_translations(tiny_run, tmp_path):
     assert served["translate"] == expected
     assert served["serving_default"] == expected
     assert len(expected) == len(SOURCES) and any(expected)  # an untrained model still writes something
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_trains_a_step_and_exports(variant, spm_model, tmp_path):
+    from pipeline.config import make_config, save_config
+    from pipeline.train import compile_model
+
+    cfg = make_config("tiny", variant=variant, overrides=["model.units=8", "model.embedding_dim=8"])
+    sp = load_tokenizer(spm_model)
+    model = compile_model(build_model(cfg.model, sp.vocab_size()), cfg)
+    source = np.array([sp.encode("Ein Hund läuft.") + [EOS_ID]], np.int32)
+    target = sp.encode("A dog runs.")
+    x = {"source": source, "target_in": np.array([[BOS_ID] + target], np.int32)}
+    y = np.array([target + [EOS_ID]], np.int32)
+    before = float(model.evaluate(x, y, verbose=0)[0])
+    model.fit(x, y, epochs=1, verbose=0, shuffle=False)  # one step
+    assert float(model.evaluate(x, y, verbose=0)[0]) < before
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(cfg, run_dir / CONFIG)
+    shutil.copyfile(spm_model, run_dir / TOKENIZER)
+    model.save_weights(run_dir / BEST_WEIGHTS)
+    version = export(run_dir, tmp_path / variant)
+    loaded = tf.saved_model.load(str(version))  # kept: its functions need the object alive
+    assert loaded.translate(tf.constant(["Ein Hund läuft."]))["translations"].shape == (1,)
