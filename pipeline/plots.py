@@ -61,6 +61,8 @@ def plot_bleu_by_length(rows: list[dict], out: Path) -> Path:
         style = "-" if r["attention"] else "--"
         bleu = [float("nan") if b["bleu"] is None else b["bleu"] for b in buckets.values()]  # empty bucket
         ax.plot(list(buckets), bleu, style, marker="o", label=r["variant"])
+    counts = [f"{name}\n({b['sentences']} sent.)" for name, b in rows[0]["test_bleu_by_length"].items()]
+    ax.set_xticks(range(len(counts)), counts)  # few sentences in a bucket: a noisy point
     ax.set_xlabel("source length (words)")
     ax.set_ylabel("test BLEU")
     ax.set_title("BLEU by source length (dashed: single context vector)")
