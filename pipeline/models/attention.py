@@ -6,6 +6,18 @@ import keras
 from keras import ops
 
 
+def attend(scores, values, mask):
+    """Softmax over the real source positions, then the weighted sum of their values.
+
+    scores: (batch, src_len); values: (batch, src_len, value_dim); mask: (batch, src_len) bool.
+    Returns context (batch, value_dim) and weights (batch, src_len), zero at padding.
+    """
+    scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
+    weights = ops.softmax(scores, axis=-1)
+    context = ops.einsum("bs,bsd->bd", weights, values)
+    return context, weights
+
+
 @keras.saving.register_keras_serializable(package="pipeline")
 class BahdanauAttention(keras.layers.Layer):
     """Additive attention (Bahdanau et al., 2015): ``v . tanh(W_q q + W_k k)``.
@@ -53,10 +65,7 @@ class BahdanauAttention(keras.layers.Layer):
     def call(self, query, keys, values, mask):
         query = self.query_dense(query)[:, None, :]  # (batch, 1, units)
         scores = self.score_dense(ops.tanh(keys + query))[..., 0]  # (batch, src_len)
-        scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
-        weights = ops.softmax(scores, axis=-1)  # (batch, src_len)
-        context = ops.einsum("bs,bsd->bd", weights, values)  # (batch, value_dim)
-        return context, weights
+        return attend(scores, values, mask)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
@@ -104,10 +113,7 @@ class LuongAttention(keras.layers.Layer):
 
     def call(self, query, keys, values, mask):
         scores = ops.einsum("bu,bsu->bs", query, keys)  # (batch, src_len)
-        scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
-        weights = ops.softmax(scores, axis=-1)  # (batch, src_len)
-        context = ops.einsum("bs,bsd->bd", weights, values)  # (batch, value_dim)
-        return context, weights
+        return attend(scores, values, mask)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
