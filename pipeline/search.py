@@ -71,3 +71,80 @@ def greedy_search(model: Seq2Seq, source, max_length=None, return_alignments: bo
         return ids, lengths
     alignments = tf.transpose(alignments.stack(), [1, 0, 2])  # (batch, out_len, src_len)
     return ids, lengths, alignments
+
+
+def length_penalty(lengths, alpha: float):
+    """GNMT's length penalty ((5 + length) / 6) ** alpha (Wu et al., 2016); 1 when alpha is 0."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def beam_search(model: Seq2Seq, source, beam_size: int = 5, alpha: float = 0.6, max_length=None):
+    """The ``beam_size`` best partial translations kept at every step, the best one returned.
+
+    Hypotheses that end (EOS, or their length cap) stay in the beam with their score
+    frozen; the search stops when every beam of every sentence has ended. The winner is
+    the hypothesis with the best log-probability divided by ``length_penalty``. With
+    ``beam_size=1`` this is greedy search.
+
+    Args:
+        source: (batch, src_len) int32 ids ending with EOS, right-padded.
+        beam_size: hypotheses kept per sentence.
+        alpha: length penalty exponent; 0 ranks by log-probability alone.
+        max_length: optional scalar int, a cap on top of ``max_output_lengths(source)``.
+
+    Returns:
+        ids (batch, out_len) int32 without EOS, PAD after the end; lengths (batch,); and
+        scores (batch,): the winner's log-probability (EOS included) over its length penalty.
+    """
+    batch, k = tf.shape(source)[0], beam_size
+    max_lengths = max_output_lengths(source)  # (batch,)
+    if max_length is not None:
+        max_lengths = tf.minimum(max_lengths, max_length)
+    encoded, state = model.encode(source)
+
+    def tile(t):  # (batch, ...) -> (batch * k, ...), each sentence's rows side by side
+        return tf.repeat(t, k, axis=0)
+
+    encoded, state = tf.nest.map_structure(tile, encoded), tf.nest.map_structure(tile, state)
+    caps = tile(max_lengths)  # (batch * k,)
+    never = tf.scatter_nd([[i] for i in NEVER], [-1e9] * len(NEVER), [model.vocab_size])
+    # Only the first beam of each sentence is alive at the start, so step one expands it alone.
+    first = tf.concat([[0.0], tf.fill([k - 1], -1e9)], axis=0)
+    scores = tf.tile(first, [batch])  # (batch * k,) summed log-probabilities
+    finished = tile(max_lengths <= 0)
+    sequences = tf.zeros([batch * k, 0], tf.int32)
+    offsets = tf.range(batch)[:, None] * k  # (batch, 1): the first row of each sentence
+    ended_row = tf.one_hot(PAD_ID, model.vocab_size, on_value=0.0, off_value=-1e9)  # ended: PAD, free
+
+    def body(step, tokens, state, scores, finished, sequences):
+        logits, state = model.decoder.decode_step(tokens, state, encoded)  # (batch * k, vocab)
+        log_probs = tf.nn.log_softmax(logits + never)
+        log_probs = tf.where(finished[:, None], ended_row[None, :], log_probs)
+        total = tf.reshape(scores[:, None] + log_probs, [batch, -1])  # (batch, k * vocab)
+        best, index = tf.math.top_k(total, k)  # (batch, k)
+        parents = tf.reshape(index // model.vocab_size + offsets, [-1])  # (batch * k,) rows to follow
+        tokens = tf.reshape(index % model.vocab_size, [-1])
+        state = tf.nest.map_structure(lambda t: tf.gather(t, parents), state)
+        sequences = tf.concat([tf.gather(sequences, parents), tokens[:, None]], axis=1)
+        finished = tf.gather(finished, parents) | tf.equal(tokens, EOS_ID) | (step + 1 >= caps)
+        return step + 1, tokens, state, tf.reshape(best, [-1]), finished, sequences
+
+    def cond(step, tokens, state, scores, finished, sequences):
+        return tf.logical_not(tf.reduce_all(finished))
+
+    _, _, _, scores, _, sequences = tf.while_loop(
+        cond,
+        body,
+        (tf.constant(0), tf.fill([batch * k], BOS_ID), state, scores, finished, sequences),
+        shape_invariants=(
+            tf.TensorShape([]), tf.TensorShape([None]), tf.nest.map_structure(lambda t: t.shape, state),
+            tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape([None, None]),
+        ),
+    )  # fmt: skip
+    is_token = tf.logical_and(tf.not_equal(sequences, EOS_ID), tf.not_equal(sequences, PAD_ID))
+    lengths = tf.reduce_sum(tf.cast(is_token, tf.int32), axis=1)  # (batch * k,)
+    ended = tf.reduce_any(tf.equal(sequences, EOS_ID), axis=1)
+    normalized = scores / length_penalty(lengths + tf.cast(ended, tf.int32), alpha)  # EOS counts
+    winner = tf.argmax(tf.reshape(normalized, [batch, k]), axis=1, output_type=tf.int32) + offsets[:, 0]
+    ids = tf.where(is_token, sequences, PAD_ID)
+    return tf.gather(ids, winner), tf.gather(lengths, winner), tf.gather(normalized, winner)

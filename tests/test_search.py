@@ -7,7 +7,7 @@ from pipeline.config import ModelConfig, make_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 from pipeline.evaluate import score
 from pipeline.models import build_model
-from pipeline.search import greedy_search, max_output_lengths
+from pipeline.search import beam_search, greedy_search, max_output_lengths
 from pipeline.train import compile_model
 
 VOCAB = 20  # conftest.SYNTHETIC_VOCAB
@@ -139,3 +139,37 @@ def test_a_model_without_attention_has_empty_alignments():
     source = tf.constant([[5, 6, EOS_ID]])
     _, _, alignments = greedy_search(model, source, max_length=3, return_alignments=True)
     assert alignments.shape == (1, 3, 0)
+
+
+def test_beam_of_one_is_greedy(attention_model, held_out):
+    for model in (attention_model, untrained_model()):
+        source = tf.constant(held_out.source[:32])
+        greedy_ids, greedy_lengths = greedy_search(model, source)
+        beam_ids, beam_lengths, _ = beam_search(model, source, beam_size=1)
+        np.testing.assert_array_equal(beam_ids, greedy_ids)
+        np.testing.assert_array_equal(beam_lengths, greedy_lengths)
+
+
+def test_beam_search_translates_synthetic_pair(attention_model, held_out):
+    ids, lengths, _ = beam_search(attention_model, tf.constant(held_out.source), beam_size=5)
+    hypotheses = [[int(t) for t in row[:n]] for row, n in zip(ids.numpy(), lengths.numpy(), strict=True)]
+    assert np.mean([h == r for h, r in zip(hypotheses, held_out.targets(), strict=True)]) >= 0.95
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_beam_score_is_the_models_log_probability_over_the_length_penalty(attention_model, held_out, alpha):
+    source = held_out.source[:8]
+    ids, lengths, scores = beam_search(attention_model, tf.constant(source), beam_size=4, alpha=alpha)
+    never = np.zeros(VOCAB, np.float32)
+    never[[PAD_ID, BOS_ID]] = -1e9  # the search never emits these, so neither does its score
+    for row, ids_row, n, beam_score in zip(source, ids.numpy(), lengths.numpy(), scores.numpy(), strict=True):
+        output = [int(t) for t in ids_row[:n]] + [EOS_ID]
+        inputs = {"source": row[None], "target_in": np.array([[BOS_ID] + output[:-1]], np.int32)}
+        log_probs = tf.nn.log_softmax(attention_model(inputs)[0] + never).numpy()  # (len, vocab)
+        expected = sum(log_probs[i, t] for i, t in enumerate(output))
+        assert beam_score == pytest.approx(expected / ((5 + len(output)) / 6) ** alpha, abs=1e-4)
+
+
+def test_beam_search_respects_max_length():
+    ids, lengths, _ = beam_search(untrained_model(), tf.constant([[5, 6, EOS_ID]]), beam_size=3, max_length=4)
+    assert ids.shape[1] <= 4 and int(lengths[0]) <= 4
