@@ -106,7 +106,7 @@ class RecurrentDecoder(keras.layers.Layer):
         """The constant per-sentence inputs and the state before the first step.
 
         Returns ``(source, state)``: source holds values (batch, src_len, memory_dim),
-        keys (batch, src_len, attention_units) and mask; state holds the cell
+        keys (batch, src_len, key_dim) and mask; state holds the cell
         states, the context (batch, context_dim) and the alignment (batch, src_len).
         """
         batch, src_len = ops.shape(memory)[0], ops.shape(memory)[1]
