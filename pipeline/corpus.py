@@ -183,3 +183,16 @@ def load_split(pair: str, split: str, data_dir: Path):
     """A prepared split as a tf.data.Dataset of (source, target) strings."""
     builder = Multi30k(config=pair, data_dir=str(data_dir))
     return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+
+
+def read_split(
+    pair: str, split: str, data_dir: Path, limit: int | None = None
+) -> tuple[list[str], list[str]]:
+    """The first ``limit`` (default: all) sentence pairs of a split, as source and target lists."""
+    pairs = load_split(pair, split, data_dir)
+    pairs = pairs.take(limit) if limit else pairs
+    sources, targets = [], []
+    for source, target in pairs.as_numpy_iterator():
+        sources.append(source.decode("utf-8"))
+        targets.append(target.decode("utf-8"))
+    return sources, targets

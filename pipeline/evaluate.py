@@ -57,13 +57,7 @@ def evaluate(
 ) -> Path:
     """Writes ``<split>.hyp.txt`` and ``<split>.json`` (BLEU, chrF, timing) to ``out_dir``."""
     translator, model_dir = load_translator(model)
-    pairs = corpus.load_split(pair, split, data_dir)
-    if limit:
-        pairs = pairs.take(limit)
-    sources, references = [], []
-    for source, reference in pairs.as_numpy_iterator():
-        sources.append(source.decode("utf-8"))
-        references.append(reference.decode("utf-8"))
+    sources, references = corpus.read_split(pair, split, data_dir, limit)
 
     start = time.monotonic()
     hypotheses = translate_all(translator, sources)

@@ -134,12 +134,7 @@ def compare(
     """Writes compare.json, compare.md and the figures to ``out_dir``; returns compare.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     limit = make_config(preset, pair).data.eval_limit
-    pairs = corpus.load_split(pair, "test", data_dir)
-    pairs = pairs.take(limit) if limit else pairs
-    sources, references = [], []
-    for source, reference in pairs.as_numpy_iterator():
-        sources.append(source.decode("utf-8"))
-        references.append(reference.decode("utf-8"))
+    sources, references = corpus.read_split(pair, "test", data_dir, limit)
 
     rows, flows, heatmaps = [], {}, {}
     for variant in variants:
