@@ -58,7 +58,7 @@ $(TOKENIZER): $(DATASET)
 train: $(RUNS_DIR)/$(VARIANT)/train.json
 export: $(RUNS_DIR)/$(VARIANT)/exported.txt
 evaluate: $(REPORTS_DIR)/$(VARIANT)/test.json
-	@$(PYTHON) -c "import json; r = json.load(open('$<')); print(f\"BLEU {r['bleu']}  chrF {r['chrf']}  ({r['pair']} {r['split']}, $(VARIANT), $(PRESET))\")"
+	@$(PYTHON) -c "import json; r = json.load(open('$<')); print(f\"BLEU {r['bleu']}  chrF {r['chrf']}  ({r['pair']} {r['split']}, $(VARIANT), $(PRESET), {r['decoding']})\")"
 
 $(RUNS_DIR)/%/train.json: $(TOKENIZER)
 	$(PIPELINE) train --pair $(PAIR) --preset $(PRESET) --variant $* \
@@ -67,11 +67,12 @@ $(RUNS_DIR)/%/train.json: $(TOKENIZER)
 $(RUNS_DIR)/%/exported.txt: $(RUNS_DIR)/%/train.json
 	$(PIPELINE) export --run-dir $(RUNS_DIR)/$* --out $(SAVED_DIR)/$*$(PAIR_SUFFIX) --record $@
 
+# Validation and test with the export's default decoding (beam 5), test also greedy; test.json last.
+EVALUATE = $(PIPELINE) evaluate --pair $(PAIR) --preset $(PRESET) --data-dir $(TFDS_DIR)
 $(REPORTS_DIR)/%/test.json: $(RUNS_DIR)/%/exported.txt
-	$(PIPELINE) evaluate --pair $(PAIR) --preset $(PRESET) --model $$(cat $<) --split validation \
-		--data-dir $(TFDS_DIR) --out-dir $(REPORTS_DIR)/$*
-	$(PIPELINE) evaluate --pair $(PAIR) --preset $(PRESET) --model $$(cat $<) --split test \
-		--data-dir $(TFDS_DIR) --out-dir $(REPORTS_DIR)/$*
+	$(EVALUATE) --model $$(cat $<) --split validation --out-dir $(REPORTS_DIR)/$*
+	$(EVALUATE) --model $$(cat $<) --split test --beam-size 1 --out-dir $(REPORTS_DIR)/$*
+	$(EVALUATE) --model $$(cat $<) --split test --out-dir $(REPORTS_DIR)/$*
 	cp $(RUNS_DIR)/$*/log.csv $(RUNS_DIR)/$*/training.png $(RUNS_DIR)/$*/train.json $(REPORTS_DIR)/$*/
 
 # Every variant, then the table and the figures that compare them.

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.constants import PAIRS
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, PAIRS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
                 help="override one setting of the preset, e.g. train.epochs=3",
             )
         return p
+
+    def decoding(p):
+        p.add_argument("--beam-size", type=int, default=DEFAULT_BEAM_SIZE, help="1 is greedy (default 5)")
+        p.add_argument("--length-penalty", type=float, default=DEFAULT_LENGTH_PENALTY, help="GNMT alpha")
 
     p = stage("data", "build the TFDS dataset of one language pair")
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument("--out-dir", type=Path, required=True)
+    decoding(p)
 
     p = stage("report", "compare variants: table and figures", preset=True)
     p.add_argument("--variants", nargs="+", required=True)
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p = stage("translate", "translate stdin to stdout, one line per line", pair=False)
     p.add_argument("--model", type=Path, required=True, help="SavedModel version or base directory")
     p.add_argument("--batch-size", type=int, default=64)
+    decoding(p)
 
     args = parser.parse_args(argv)
     # Imported here so that --help answers at once, without loading TensorFlow.
@@ -107,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.evaluate import evaluate
 
         cfg = make_config(args.preset, args.pair, overrides=args.overrides)
-        evaluate(args.model, args.pair, args.split, args.data_dir, args.out_dir, cfg.data.eval_limit)
+        evaluate(args.model, args.pair, args.split, args.data_dir, args.out_dir, cfg.data.eval_limit,
+                 args.beam_size, args.length_penalty)  # fmt: skip
     elif args.stage == "report":
         from pipeline.report import compare
 
@@ -121,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.stage == "translate":
         from pipeline.translate import translate_stream
 
-        translate_stream(args.model, batch_size=args.batch_size)
+        translate_stream(args.model, beam_size=args.beam_size, length_penalty=args.length_penalty,
+                         batch_size=args.batch_size)  # fmt: skip
     return 0
 
 

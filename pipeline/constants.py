@@ -12,3 +12,7 @@ EOS_PIECE = "</s>"
 
 LANGUAGES = ("en", "de", "fr", "cs")
 PAIRS = ("de-en", "en-de", "fr-en", "en-fr", "cs-en", "en-cs")  # source-target
+
+# The decoding the exported model uses when a client does not choose one.
+DEFAULT_BEAM_SIZE = 5
+DEFAULT_LENGTH_PENALTY = 0.6

@@ -1,8 +1,18 @@
-"""The export stage: a SavedModel that takes source sentences and returns translations.
+"""The export stage: SavedModels that translate, for TensorFlow Serving and ``tf.saved_model.load``.
 
-The layout is the one TensorFlow Serving watches: ``<base>/<version>/``, with
-versions that only grow. SentencePiece runs inside the graph, so clients need
-nothing but TensorFlow and tensorflow-text.
+Each export writes two servables, side by side, in the layout TensorFlow Serving
+watches (``<base>/<version>/``, versions that only grow):
+
+- ``<base>/<version>/``: text in, text out, with SentencePiece in the graph, so it
+  needs tensorflow-text to load. Signatures ``serving_default`` (sources only, beam 5,
+  alpha 0.6), ``translate`` (sources, beam_size, length_penalty) and ``translate_ids``.
+- ``<base>-ids/<version>/``: ``translate_ids`` alone (also as ``serving_default``),
+  core TensorFlow ops only, so a stock TensorFlow Serving binary loads it.
+  Clients tokenize with ``assets/spm.model``.
+
+Both carry the SentencePiece model in their assets. Hostile input is bounded: sources
+are cut at MAX_SOURCE_PIECES pieces, ids outside the vocabulary become UNK, lengths are
+clipped to the tensor, and the beam size to [1, MAX_BEAM_SIZE].
 """
 
 from __future__ import annotations
@@ -16,31 +26,74 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from pipeline.config import load_config
-from pipeline.constants import EOS_ID
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, PAD_ID, UNK_ID
 from pipeline.models import build_model
 from pipeline.models.seq2seq import Seq2Seq
-from pipeline.search import greedy_search
+from pipeline.search import beam_search
+from pipeline.tokenizer import load_tokenizer
 from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
 
-MAX_SOURCE_PIECES = 256  # longer inputs are cut, so one request cannot take the server down
+MAX_SOURCE_PIECES = 256  # longer inputs are cut (EOS included), so one request cannot take the server down
+MAX_BEAM_SIZE = 32
+IDS_SUFFIX = "-ids"
+
+SOURCES = tf.TensorSpec([None], tf.string, name="sources")
+BEAM_SIZE = tf.TensorSpec([], tf.int32, name="beam_size")
+LENGTH_PENALTY = tf.TensorSpec([], tf.float32, name="length_penalty")
+SOURCE_IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
+SOURCE_LENGTHS = tf.TensorSpec([None], tf.int32, name="source_lengths")
 
 
-class Translator(tf.Module):
-    """Text in, text out: tokenize, encode, search, detokenize, all in the graph."""
+class IdTranslator(tf.Module):
+    """Ids in, ids out: the model and beam search, nothing outside core TensorFlow."""
 
-    def __init__(self, model: Seq2Seq, sentencepiece_model: bytes):
+    def __init__(self, model: Seq2Seq, sentencepiece_model: Path):
         super().__init__()
         self.model = model
-        self.tokenizer = tf_text.SentencepieceTokenizer(model=sentencepiece_model, out_type=tf.int32)
+        self.sentencepiece_model = tf.saved_model.Asset(str(sentencepiece_model))  # copied to assets/
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sources")])
-    def translate(self, sources):
-        pieces = self.tokenizer.tokenize(sources)[:, : MAX_SOURCE_PIECES - 1]  # ragged (batch, None)
+    def search(self, pieces: tf.RaggedTensor, beam_size, length_penalty) -> dict:
+        """pieces: ragged (batch, None) ids without EOS -> the signature's outputs."""
+        pieces = pieces[:, : MAX_SOURCE_PIECES - 1]
+        pieces = tf.ragged.map_flat_values(
+            lambda t: tf.where((t >= 0) & (t < self.model.vocab_size), t, UNK_ID), pieces
+        )
         eos = tf.fill([pieces.nrows(), 1], EOS_ID)
-        source = tf.concat([pieces, eos], axis=1).to_tensor()  # (batch, src_len), PAD = 0
-        ids, lengths = greedy_search(self.model, source)
-        translations = self.tokenizer.detokenize(tf.RaggedTensor.from_tensor(ids, lengths=lengths))
-        return {"translations": translations}
+        source = tf.concat([pieces, eos], axis=1).to_tensor(default_value=PAD_ID)  # (batch, src_len)
+        source = tf.pad(source, [[0, 0], [0, tf.maximum(1 - tf.shape(source)[1], 0)]])  # an empty batch too
+        beam_size = tf.clip_by_value(beam_size, 1, MAX_BEAM_SIZE)
+        found = beam_search(self.model, source, beam_size, length_penalty, return_alignments=True)
+        outputs = {"ids": found.ids, "lengths": found.lengths, "scores": found.scores}
+        if self.model.attention:  # (batch, out_len, src_len): over the pieces and EOS
+            outputs["alignments"] = found.alignments
+        return outputs
+
+    @tf.function(input_signature=[SOURCE_IDS, SOURCE_LENGTHS, BEAM_SIZE, LENGTH_PENALTY])
+    def translate_ids(self, source_ids, source_lengths, beam_size, length_penalty):
+        """source_ids (batch, width) right-padded pieces without EOS; source_lengths (batch,)."""
+        lengths = tf.clip_by_value(source_lengths, 0, tf.shape(source_ids)[1])
+        pieces = tf.RaggedTensor.from_tensor(source_ids, lengths=lengths)
+        return self.search(pieces, beam_size, length_penalty)
+
+
+class Translator(IdTranslator):
+    """Text in, text out: tokenize, search, detokenize, all in the graph."""
+
+    def __init__(self, model: Seq2Seq, sentencepiece_model: Path):
+        super().__init__(model, sentencepiece_model)
+        self.tokenizer = tf_text.SentencepieceTokenizer(
+            model=Path(sentencepiece_model).read_bytes(), out_type=tf.int32
+        )
+
+    @tf.function(input_signature=[SOURCES, BEAM_SIZE, LENGTH_PENALTY])
+    def translate(self, sources, beam_size, length_penalty):
+        outputs = self.search(self.tokenizer.tokenize(sources), beam_size, length_penalty)
+        ids = tf.RaggedTensor.from_tensor(outputs.pop("ids"), lengths=outputs.pop("lengths"))
+        return {"translations": self.tokenizer.detokenize(ids), **outputs}
+
+    @tf.function(input_signature=[SOURCES])
+    def serve(self, sources):
+        return self.translate(sources, DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY)
 
 
 def latest_version(base: Path) -> Path | None:
@@ -49,29 +102,49 @@ def latest_version(base: Path) -> Path | None:
     return Path(base) / str(max(versions)) if versions else None
 
 
+def ids_base(base: Path) -> Path:
+    """Where the core-ops servable of ``base`` goes: ``saved_models/gru`` -> ``saved_models/gru-ids``."""
+    return base.with_name(base.name + IDS_SUFFIX)
+
+
+def save_atomically(module: tf.Module, signatures: dict, target: Path) -> None:
+    """Writes aside and renames, so a server never sees a half-written version."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        tf.saved_model.save(module, str(staging), signatures=signatures)
+        os.chmod(staging, 0o755)  # mkdtemp makes it 0700; a server may run as another user
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def export(run_dir: Path, base: Path) -> Path:
-    """Exports the best weights of ``run_dir`` as the next version under ``base``."""
+    """Exports the best weights of ``run_dir`` as the next version under ``base`` and ``ids_base(base)``.
+
+    Returns the text servable's version directory.
+    """
     weights = run_dir / BEST_WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} does not exist: train before exporting")
     cfg = load_config(run_dir / CONFIG)
-    sentencepiece_model = (run_dir / TOKENIZER).read_bytes()
-    vocab_size = tf_text.SentencepieceTokenizer(model=sentencepiece_model).vocab_size()
-    model = build_model(cfg.model, int(vocab_size))
+    sentencepiece_model = run_dir / TOKENIZER
+    model = build_model(cfg.model, load_tokenizer(sentencepiece_model).vocab_size())
     model.load_weights(str(weights))
-    translator = Translator(model, sentencepiece_model)
 
-    latest = latest_version(base)
-    version = int(latest.name) + 1 if latest else 1
-    base.mkdir(parents=True, exist_ok=True)
-    # Written aside and renamed, so a server never sees a half-written version.
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=base))
-    try:
-        signatures = {"serving_default": translator.translate, "translate": translator.translate}
-        tf.saved_model.save(translator, str(staging), signatures=signatures)
-        os.chmod(staging, 0o755)  # mkdtemp makes it 0700; a server may run as another user
-        target = base / str(version)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    versions = [int(latest.name) for b in (base, ids_base(base)) if (latest := latest_version(b))]
+    version = max(versions, default=0) + 1
+    ids_only = IdTranslator(model, sentencepiece_model)
+    save_atomically(
+        ids_only,
+        {"serving_default": ids_only.translate_ids, "translate_ids": ids_only.translate_ids},
+        ids_base(base) / str(version),
+    )
+    text = Translator(model, sentencepiece_model)
+    signatures = {
+        "serving_default": text.serve,
+        "translate": text.translate,
+        "translate_ids": text.translate_ids,
+    }
+    save_atomically(text, signatures, base / str(version))  # last: its version marks the export done
+    return base / str(version)

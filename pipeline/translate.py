@@ -6,11 +6,17 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY
 from pipeline.evaluate import load_translator, translate_all
 
 
 def translate_stream(
-    model: Path, lines_in: TextIO = sys.stdin, lines_out: TextIO = sys.stdout, batch_size: int = 64
+    model: Path,
+    lines_in: TextIO = sys.stdin,
+    lines_out: TextIO = sys.stdout,
+    beam_size: int = DEFAULT_BEAM_SIZE,
+    length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    batch_size: int = 64,
 ) -> int:
     """Translates every line; empty lines stay empty. Returns the number of lines."""
     translator, _ = load_translator(model)
@@ -19,7 +25,11 @@ def translate_stream(
 
     def flush():
         texts = [line for line in batch if line.strip()]
-        translations = iter(translate_all(translator, texts, batch_size, progress=False) if texts else [])
+        translations = iter(
+            translate_all(translator, texts, beam_size, length_penalty, batch_size, progress=False)
+            if texts
+            else []
+        )
         for line in batch:
             lines_out.write((next(translations) if line.strip() else "") + "\n")
         lines_out.flush()

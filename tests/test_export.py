@@ -7,38 +7,50 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from pipeline.config import load_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
-from pipeline.export import MAX_SOURCE_PIECES, export, latest_version
+from pipeline.export import MAX_SOURCE_PIECES, export, ids_base, latest_version
 from pipeline.models import VARIANTS, build_model
-from pipeline.search import greedy_search
+from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
 from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
 
 # The last is longer than MAX_SOURCE_PIECES and is cut, in the graph as here.
 SOURCES = ["Ein Hund läuft über eine grüne Wiese.", "Zwei Männer spielen Fußball.", "", "Hunde " * 300]
+DECODINGS = [(1, 0.0), (5, 0.6)]  # (beam size, length penalty)
 
-# A client that has TensorFlow and tensorflow-text but not this project.
+# A client that has TensorFlow, and tensorflow-text for the text signatures, but not this project.
 CLIENT = """
 import json, sys
 import tensorflow as tf
-import tensorflow_text  # registers the SentencePiece ops the graph uses
+if sys.argv[2] == "text":
+    import tensorflow_text  # registers the SentencePiece ops the text signatures use
 
 model = tf.saved_model.load(sys.argv[1])
-sources = tf.constant(json.loads(sys.argv[2]))
-translate = model.translate(sources)["translations"].numpy()
-serving = model.signatures["serving_default"](sources=sources)["translations"].numpy()
-print(json.dumps({
-    "translate": [t.decode("utf-8") for t in translate],
-    "serving_default": [t.decode("utf-8") for t in serving],
-    "imported_pipeline": "pipeline" in sys.modules,
-}))
+request = json.loads(sys.argv[3])
+out = {"imported_pipeline": any(m.split(".")[0] == "pipeline" for m in sys.modules)}
+for k, alpha in request["decodings"]:
+    k, alpha = tf.constant(k), tf.constant(alpha)
+    if sys.argv[2] == "text":
+        sources = tf.constant(request["sources"])
+        result = model.signatures["translate"](sources=sources, beam_size=k, length_penalty=alpha)
+        out[f"text {k}"] = [t.decode("utf-8") for t in result["translations"].numpy()]
+        out["serving_default"] = [t.decode() for t in model.serve(sources)["translations"].numpy()]
+    else:
+        ids, lengths = tf.constant(request["ids"]), tf.constant(request["lengths"])
+        result = model.signatures["translate_ids"](
+            source_ids=ids, source_lengths=lengths, beam_size=k, length_penalty=alpha)
+        rows = zip(result["ids"].numpy(), result["lengths"].numpy())
+        out[f"ids {k}"] = [row[:n].tolist() for row, n in rows]
+        out["outputs"] = sorted(result)
+print(json.dumps(out))
 """
 
 
-def in_process_greedy(run_dir, sources: list[str]) -> list[str]:
-    """The same model decoded eagerly: Python SentencePiece, greedy_search, decode."""
+def in_process_search(run_dir, sources: list[str], beam_size: int, alpha: float) -> list[list[int]]:
+    """The same model searched here: Python SentencePiece, then beam_search on the ids."""
     sp = load_tokenizer(run_dir / TOKENIZER)
     model = build_model(load_config(run_dir / CONFIG).model, sp.vocab_size())
     model.load_weights(run_dir / BEST_WEIGHTS)
@@ -47,8 +59,51 @@ def in_process_greedy(run_dir, sources: list[str]) -> list[str]:
     source = np.full((len(rows), max(map(len, rows))), PAD_ID, np.int32)
     for i, row in enumerate(rows):
         source[i, : len(row)] = row
-    ids, lengths = greedy_search(model, tf.constant(source))
-    return [sp.decode([int(t) for t in row[:n]]) for row, n in zip(ids.numpy(), lengths.numpy(), strict=True)]
+    ids, lengths, _, _ = beam_search(model, tf.constant(source), beam_size, alpha)
+    return [[int(t) for t in row[:n]] for row, n in zip(ids.numpy(), lengths.numpy(), strict=True)]
+
+
+def run_client(model_dir, kind: str, request: dict, cwd) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(model_dir), kind, json.dumps(request)],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def signature_op_types(model_dir, signature: str) -> set[str]:
+    """Op types the signature's graph runs, read from saved_model.pb, nested functions included."""
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((model_dir / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    functions = {f.signature.name: f for f in graph.library.function}
+    nodes = {n.name: n for n in graph.node}
+    types, seen = set(), set()
+
+    def visit(node):
+        if node.op in functions:
+            visit_function(node.op)
+        else:
+            types.add(node.op)
+        for attr in node.attr.values():
+            for name in [attr.func.name, *(f.name for f in attr.list.func)]:
+                if name:
+                    visit_function(name)
+
+    def visit_function(name):
+        if name not in seen:
+            seen.add(name)
+            for node in functions[name].node_def:
+                visit(node)
+
+    outputs = saved.meta_graphs[0].signature_def[signature].outputs.values()
+    for node in {nodes[t.name.split(":")[0]].name for t in outputs}:
+        visit(nodes[node])
+        for inp in nodes[node].input:
+            visit(nodes[inp.lstrip("^").split(":")[0]])
+    return types
 
 
 def test_versions_grow_and_nothing_is_left_staged(tiny_run, tmp_path):
@@ -59,6 +114,10 @@ def test_versions_grow_and_nothing_is_left_staged(tiny_run, tmp_path):
     assert second == base / "2" and (second / "saved_model.pb").is_file()
     assert latest_version(base) == second
     assert sorted(p.name for p in base.iterdir()) == ["1", "2"]  # no '.export-*' staging dir
+    ids = ids_base(base)
+    assert (
+        sorted(p.name for p in ids.iterdir()) == ["1", "2"] and (ids / "2" / "assets" / TOKENIZER).is_file()
+    )
 
 
 def test_latest_version_is_numeric_not_lexical(tmp_path):
@@ -80,23 +139,71 @@ def test_export_without_weights_is_refused(tiny_run, tmp_path):
     assert not base.exists() or list(base.iterdir()) == []
 
 
-def test_moved_export_serves_the_same_translations(tiny_run, tmp_path):
+def test_moved_exports_search_exactly_as_in_process(tiny_run, tmp_path):
     version = export(tiny_run, tmp_path / "base")
-    moved = tmp_path / "elsewhere" / "model"
-    shutil.move(version, moved)  # the SavedModel must not refer to where it was written
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-c", CLIENT, str(moved), json.dumps(SOURCES)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    served = json.loads(result.stdout.strip().splitlines()[-1])
-    assert served["imported_pipeline"] is False
+    moved = tmp_path / "elsewhere"
+    shutil.move(version, moved / "text")  # the SavedModels must not refer to where they were written
+    shutil.move(ids_base(tmp_path / "base") / version.name, moved / "ids")
+    sp = load_tokenizer(moved / "ids" / "assets" / TOKENIZER)  # the client's tokenizer travels with it
+    pieces = [sp.encode(s) for s in SOURCES]
+    width = max(map(len, pieces))
+    request = {
+        "sources": SOURCES,
+        "decodings": DECODINGS,
+        "ids": [row + [PAD_ID] * (width - len(row)) for row in pieces],
+        "lengths": [len(row) for row in pieces],
+    }
+    text = run_client(moved / "text", "text", request, cwd=tmp_path)
+    ids = run_client(moved / "ids", "ids", request, cwd=tmp_path)
+    assert text["imported_pipeline"] is ids["imported_pipeline"] is False
 
-    expected = in_process_greedy(tiny_run, SOURCES)
-    assert served["translate"] == expected
-    assert served["serving_default"] == expected
-    assert len(expected) == len(SOURCES) and any(expected)  # an untrained model still writes something
+    for k, alpha in DECODINGS:
+        expected = in_process_search(tiny_run, SOURCES, k, alpha)
+        assert ids[f"ids {k}"] == expected
+        assert text[f"text {k}"] == [sp.decode(row) for row in expected]
+    assert text["serving_default"] == text["text 5"]  # the defaults: beam 5, alpha 0.6
+    assert len({tuple(row) for row in expected}) > 1  # an untrained model still writes something
+    assert ids["outputs"] == ["alignments", "ids", "lengths", "scores"]
+
+
+def test_translate_ids_runs_only_core_tensorflow_ops(tiny_run, tmp_path):
+    version = export(tiny_run, tmp_path / "gru_bahdanau")
+    ids_only = ids_base(tmp_path / "gru_bahdanau") / version.name
+    graphs = {
+        "text translate_ids": signature_op_types(version, "translate_ids"),
+        "ids translate_ids": signature_op_types(ids_only, "translate_ids"),
+        "ids serving_default": signature_op_types(ids_only, "serving_default"),
+        "text translate": signature_op_types(version, "translate"),
+    }
+    assert {"TopKV2", "While"} <= graphs["text translate_ids"]  # the walk reaches into the search loop
+    # Registered in a process that imports TensorFlow alone: the core ops.
+    check = "import json, sys\nfrom tensorflow.python.framework import op_def_registry\n" \
+            "print(json.dumps({k: sorted(t for t in v if op_def_registry.get(t) is None) " \
+            "for k, v in json.loads(sys.argv[1]).items()}))"  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    request = json.dumps({k: sorted(v) for k, v in graphs.items()})
+    result = subprocess.run([sys.executable, "-c", check, request],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    outside_core = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outside_core["text translate_ids"] == []
+    assert outside_core["ids translate_ids"] == outside_core["ids serving_default"] == []
+    assert "SentencepieceOp" in outside_core["text translate"]  # the check sees tensorflow-text ops
+
+
+def test_hostile_inputs_are_bounded(tiny_run, tmp_path):
+    loaded = tf.saved_model.load(str(export(tiny_run, tmp_path / "model")))
+    beam, alpha = tf.constant(5), tf.constant(0.6)
+    empty = loaded.translate(tf.constant([], tf.string), beam, alpha)
+    assert empty["translations"].shape == (0,)
+    out = loaded.translate_ids(
+        tf.constant([[-7, 10**6, 5], [5, 0, 0]]), tf.constant([99, -3]), tf.constant(0), alpha
+    )  # ids outside the vocabulary, lengths outside the tensor, beam size 0
+    assert out["ids"].shape[0] == 2 and np.all(np.isfinite(out["scores"]))
+    same = loaded.translate_ids(
+        tf.constant([[1, 1, 5], [5, 0, 0]]), tf.constant([3, 0]), tf.constant(1), alpha
+    )
+    np.testing.assert_array_equal(out["ids"], same["ids"])  # as UNK, clipped, and beam 1
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -122,4 +229,6 @@ def test_every_variant_trains_a_step_and_exports(variant, spm_model, tmp_path):
     model.save_weights(run_dir / BEST_WEIGHTS)
     version = export(run_dir, tmp_path / variant)
     loaded = tf.saved_model.load(str(version))  # kept: its functions need the object alive
-    assert loaded.translate(tf.constant(["Ein Hund läuft."]))["translations"].shape == (1,)
+    out = loaded.serve(tf.constant(["Ein Hund läuft."]))
+    assert out["translations"].shape == (1,)
+    assert ("alignments" in out) == (VARIANTS[variant][1] is not None)

@@ -26,7 +26,7 @@ def row(variant: str, attention: str | None, bleu: float) -> dict:
     return {
         "variant": variant, "cell": "gru", "attention": attention, "parameters": 1234567, "epochs": 3,
         "train_seconds": 300.0, "tokens_per_second": 6543, "val_bleu": bleu + 1, "val_chrf": 50.0,
-        "test_bleu": bleu, "test_chrf": 49.0,
+        "test_bleu_greedy": bleu - 0.5, "test_bleu": bleu, "test_chrf": 49.0,
         "test_bleu_by_length": {
             "1-10": {"sentences": 5, "bleu": bleu + 2}, "11+": {"sentences": 7, "bleu": bleu - 2}
         },
@@ -40,7 +40,7 @@ def test_markdown_table_has_one_row_per_variant_with_its_numbers():
     lines = [line for line in table.splitlines() if line.startswith("| `")]
     assert len(lines) == 2
     assert lines[1].startswith(
-        "| `gru_bahdanau` | bahdanau | 1,234,567 | 3 | 5.0 | 6,543 | 32.25 | 50.0 | **31.25** |"
+        "| `gru_bahdanau` | bahdanau | 1,234,567 | 3 | 5.0 | 6,543 | 32.25 | 50.0 | 30.75 | **31.25** |"
     )
     assert lines[0].endswith("| 22.5 | 18.5 |")
     assert "1-10: 5, 11+: 7" in table

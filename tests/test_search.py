@@ -36,8 +36,8 @@ def attention_model(synthetic):
 
 
 def greedy_lists(model, source, max_length=None) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    ids, lengths = greedy_search(model, tf.constant(source), max_length)
-    ids, lengths = ids.numpy(), lengths.numpy()
+    found = greedy_search(model, tf.constant(source), max_length)
+    ids, lengths = found.ids.numpy(), found.lengths.numpy()
     return ids, lengths, [[int(t) for t in row[:n]] for row, n in zip(ids, lengths, strict=True)]
 
 
@@ -116,7 +116,7 @@ def test_a_translation_does_not_depend_on_its_batch():
 def test_alignments_follow_the_synthetic_reordering(attention_model, held_out):
     # The synthetic target reverses the source, so output word i attends to source word n-1-i.
     source = held_out.source[:16]
-    ids, lengths, alignments = greedy_search(attention_model, tf.constant(source), return_alignments=True)
+    ids, lengths, _, alignments = greedy_search(attention_model, tf.constant(source), return_alignments=True)
     alignments = alignments.numpy()  # (batch, steps, src_len)
     assert alignments.shape[:2] == ids.shape and alignments.shape[2] == source.shape[1]
     real = source != PAD_ID
@@ -137,21 +137,32 @@ def test_alignments_follow_the_synthetic_reordering(attention_model, held_out):
 def test_a_model_without_attention_has_empty_alignments():
     model = build_model(ModelConfig(variant="gru", embedding_dim=6, units=4, dropout=0.0), VOCAB)
     source = tf.constant([[5, 6, EOS_ID]])
-    _, _, alignments = greedy_search(model, source, max_length=3, return_alignments=True)
+    alignments = greedy_search(model, source, max_length=3, return_alignments=True).alignments
     assert alignments.shape == (1, 3, 0)
 
 
-def test_beam_of_one_is_greedy(attention_model, held_out):
+def test_greedy_picks_the_models_most_likely_token_at_every_step(attention_model, held_out):
+    # Teacher-force the model on its own greedy output: each token must be the argmax there.
     for model in (attention_model, untrained_model()):
-        source = tf.constant(held_out.source[:32])
-        greedy_ids, greedy_lengths = greedy_search(model, source)
-        beam_ids, beam_lengths, _ = beam_search(model, source, beam_size=1)
-        np.testing.assert_array_equal(beam_ids, greedy_ids)
-        np.testing.assert_array_equal(beam_lengths, greedy_lengths)
+        source = held_out.source[:32]
+        ids, lengths, _, _ = greedy_search(model, tf.constant(source))
+        ids, lengths = ids.numpy(), lengths.numpy()
+        caps = max_output_lengths(tf.constant(source)).numpy()
+        ended = [
+            row[:n].tolist() + [EOS_ID] * int(n < cap) for row, n, cap in zip(ids, lengths, caps, strict=True)
+        ]
+        target_in = np.full((len(ended), max(map(len, ended))), PAD_ID, np.int32)
+        for i, row in enumerate(ended):
+            target_in[i, : len(row)] = [BOS_ID] + row[:-1]
+        logits = model({"source": source, "target_in": target_in}, training=False).numpy()
+        logits[..., [PAD_ID, BOS_ID]] = -np.inf  # search never emits these
+        best = logits.argmax(axis=-1)
+        for row, expected in zip(best, ended, strict=True):
+            assert row[: len(expected)].tolist() == expected
 
 
 def test_beam_search_translates_synthetic_pair(attention_model, held_out):
-    ids, lengths, _ = beam_search(attention_model, tf.constant(held_out.source), beam_size=5)
+    ids, lengths, _, _ = beam_search(attention_model, tf.constant(held_out.source), beam_size=5)
     hypotheses = [[int(t) for t in row[:n]] for row, n in zip(ids.numpy(), lengths.numpy(), strict=True)]
     assert np.mean([h == r for h, r in zip(hypotheses, held_out.targets(), strict=True)]) >= 0.95
 
@@ -159,7 +170,7 @@ def test_beam_search_translates_synthetic_pair(attention_model, held_out):
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
 def test_beam_score_is_the_models_log_probability_over_the_length_penalty(attention_model, held_out, alpha):
     source = held_out.source[:8]
-    ids, lengths, scores = beam_search(attention_model, tf.constant(source), beam_size=4, alpha=alpha)
+    ids, lengths, scores, _ = beam_search(attention_model, tf.constant(source), beam_size=4, alpha=alpha)
     never = np.zeros(VOCAB, np.float32)
     never[[PAD_ID, BOS_ID]] = -1e9  # the search never emits these, so neither does its score
     for row, ids_row, n, beam_score in zip(source, ids.numpy(), lengths.numpy(), scores.numpy(), strict=True):
@@ -171,5 +182,32 @@ def test_beam_score_is_the_models_log_probability_over_the_length_penalty(attent
 
 
 def test_beam_search_respects_max_length():
-    ids, lengths, _ = beam_search(untrained_model(), tf.constant([[5, 6, EOS_ID]]), beam_size=3, max_length=4)
+    ids, lengths, _, _ = beam_search(
+        untrained_model(), tf.constant([[5, 6, EOS_ID]]), beam_size=3, max_length=4
+    )
     assert ids.shape[1] <= 4 and int(lengths[0]) <= 4
+
+
+def test_one_traced_graph_serves_every_beam_size(attention_model, held_out):
+    # As in the SavedModel: beam size and alpha are tensors, so one graph runs them all.
+    search = tf.function(lambda source, k, alpha: beam_search(attention_model, source, k, alpha, None, True))
+    source = tf.constant(held_out.source[:16])
+    for k, alpha in ((1, 0.0), (5, 0.6)):
+        traced = search(source, tf.constant(k), tf.constant(alpha))
+        eager = beam_search(attention_model, source, k, alpha, return_alignments=True)
+        np.testing.assert_array_equal(traced.ids, eager.ids)
+        np.testing.assert_allclose(traced.scores, eager.scores, atol=1e-5)
+        np.testing.assert_allclose(traced.alignments, eager.alignments, atol=1e-5)
+    assert len(search._list_all_concrete_functions()) == 1
+
+
+def test_beam_alignments_belong_to_the_winning_hypothesis(attention_model, held_out):
+    source = held_out.source[:16]
+    ids, lengths, _, alignments = beam_search(attention_model, tf.constant(source), 5, return_alignments=True)
+    ids, lengths, alignments = ids.numpy(), lengths.numpy(), alignments.numpy()
+    for row, n, weights, src in zip(ids, lengths, alignments, source, strict=True):
+        np.testing.assert_allclose(weights[: n + 1].sum(axis=1), 1.0, atol=1e-5)  # tokens and EOS
+        assert not weights[n + 1 :].any() and not row[n:].any()  # nothing after the end
+        words = int(np.sum(src != PAD_ID)) - 1
+        # The reversal: the winner's first word looks at the last source word.
+        assert weights[0].argmax() == words - 1
