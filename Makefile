@@ -1,6 +1,7 @@
 # The pipeline's stages, each keyed on the files it writes: a second `make all` redoes nothing.
 #   make all                   data -> tokenize -> train, export, evaluate every variant -> compare (de-en, quick)
 #   make evaluate VARIANT=lstm one variant;  make all PAIR=fr-en PRESET=full VARIANTS="gru gru_bahdanau"
+#   make bench                 training steps against the CPU's floor, translation speed
 #   make test | lint | clean
 
 PAIR ?= de-en
@@ -31,7 +32,7 @@ DATASET = $(TFDS_DIR)/multi30k/$(PAIR)/1.0.0/dataset_info.json
 TOKENIZER = $(SPM_DIR)/spm.model
 COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate compare readme test lint clean
+.PHONY: all install data tokenize train export evaluate compare bench readme test lint clean
 .DELETE_ON_ERROR:
 .SECONDARY:  # keep every stage's files, also those only pattern rules name
 
@@ -81,6 +82,15 @@ compare: $(COMPARE)
 $(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json)
 	$(PIPELINE) report --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
 		--runs-dir $(RUNS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR)
+
+# Training steps against the CPU's arithmetic floor, and translation speed: reports/bench.{json,md}
+BENCH_DIR ?= reports
+BENCH_STEPS ?= 20
+BENCH_BATCH1 ?= 200
+bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/exported.txt)
+	$(PIPELINE) bench --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
+		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
+		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1)
 
 # Copy the default comparison into README.md, between its compare markers.
 readme: $(COMPARE)

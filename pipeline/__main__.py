@@ -74,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reports-dir", type=Path, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
 
+    p = stage("bench", "measure training steps against the CPU's floor, and translation speed", preset=True)
+    p.add_argument("--variants", nargs="+", required=True)
+    p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
+    p.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model file")
+    p.add_argument("--runs-dir", type=Path, required=True, help="holds <variant>/exported.txt")
+    p.add_argument("--out-dir", type=Path, default=Path("reports"))
+    p.add_argument("--steps", type=int, default=20, help="training batches timed per variant")
+    p.add_argument("--batch1-sentences", type=int, default=200, help="test sentences translated at batch 1")
+
     p = stage("readme", "copy a compare.md into the README between its markers", pair=False)
     p.add_argument("--compare", type=Path, required=True)
     p.add_argument("--readme", type=Path, default=Path("README.md"))
@@ -121,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         out = compare(args.pair, args.preset, args.variants, args.data_dir, args.runs_dir,
                       args.reports_dir, args.out_dir)  # fmt: skip
         print(out)
+    elif args.stage == "bench":
+        from pipeline.bench import bench
+
+        print(bench(args.pair, args.preset, args.variants, args.data_dir, args.tokenizer, args.runs_dir,
+                    args.out_dir, args.steps, args.batch1_sentences, args.overrides))  # fmt: skip
     elif args.stage == "readme":
         from pipeline.report import splice_readme
 

@@ -16,7 +16,7 @@ SHARED_CORPUS = ROOT.parent / "shared" / "data" / "multi30k"
 VARIANTS = ("gru", "gru_bahdanau")  # one of each kind keeps the chain short
 
 
-def make(target: str, tmp: Path) -> subprocess.CompletedProcess:
+def make(target: str, tmp: Path, **extra) -> subprocess.CompletedProcess:
     installed = tmp / "installed"  # this interpreter's environment is the installed one
     if not installed.exists():  # touched once: a newer stamp would make every stage stale
         installed.touch()
@@ -31,6 +31,7 @@ def make(target: str, tmp: Path) -> subprocess.CompletedProcess:
         "SAVED_DIR": tmp / "saved",
         "REPORTS_DIR": tmp / "reports",
         "COMPARE_DIR": tmp / "compare",
+        **extra,
     }
     command = ["make", "--no-print-directory", target, *(f"{k}={v}" for k, v in variables.items())]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -47,6 +48,9 @@ def test_make_all_runs_every_stage_once(tmp_path):
 
     for variant in VARIANTS:
         assert (tmp_path / "saved" / variant / "1" / "saved_model.pb").is_file()
+        assert (tmp_path / "saved" / f"{variant}-ids" / "1" / "saved_model.pb").is_file()
+        greedy = json.loads((tmp_path / "reports" / variant / "test.greedy.json").read_text())
+        assert greedy["decoding"] == "greedy" and greedy["sentences"] == 64
         report = json.loads((tmp_path / "reports" / variant / "test.json").read_text())
         assert report["sentences"] == 64  # the tiny preset's eval_limit
         assert 0 <= report["bleu"] <= 100 and report["bleu_signature"].startswith("nrefs:1")
@@ -65,3 +69,13 @@ def test_make_all_runs_every_stage_once(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "-m pipeline" not in second.stdout
     assert not (tmp_path / "saved" / "gru_bahdanau" / "2").exists()
+
+    bench = make("bench", tmp_path, BENCH_DIR=tmp_path / "bench", BENCH_STEPS=2, BENCH_BATCH1=3)
+    assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
+    assert "-m pipeline train" not in bench.stdout  # it measures what is there
+    result = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert result["matmul_gflops"] > 0 and [r["variant"] for r in result["variants"]] == list(VARIANTS)
+    for row in result["variants"]:
+        assert row["step_seconds"] > 0 and row["ratio_to_floor"] > 0
+        assert row["translation"]["beam5_b64_seconds"] > 0
+    assert "| `gru_bahdanau` |" in bench.stdout

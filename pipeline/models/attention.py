@@ -64,7 +64,8 @@ class BahdanauAttention(keras.layers.Layer):
 
     def call(self, query, keys, values, mask):
         query = self.query_dense(query)[:, None, :]  # (batch, 1, units)
-        scores = self.score_dense(ops.tanh(keys + query))[..., 0]  # (batch, src_len)
+        # An einsum, not the Dense on a rank-3 input: its tensordot has shapes XLA cannot compile.
+        scores = ops.einsum("bsa,ao->bs", ops.tanh(keys + query), self.score_dense.kernel)  # (batch, src_len)
         return attend(scores, values, mask)
 
     def get_config(self):

@@ -1,0 +1,177 @@
+"""The bench stage: how close training and translation come to what this CPU can do.
+
+One run measures, on the same machine and in the same process:
+
+- the ceiling: the float32 matrix-product rate (GFLOP/s);
+- per variant, the training step: measured seconds on real batches, the step's FLOPs
+  counted on their real tokens (``pipeline.flops``), and the ratio of the measured
+  time to the floor those FLOPs need at the ceiling's rate;
+- per variant, translation through the exported SavedModel on the test set: greedy and
+  beam 5, at batch 64 and at batch 1.
+
+It writes ``bench.json`` and ``bench.md`` and returns the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipeline import corpus, dataset
+from pipeline.config import Config, make_config
+from pipeline.constants import PAD_ID
+from pipeline.evaluate import load_translator, translate_all
+from pipeline.flops import training_step_flops
+from pipeline.models import build_model
+from pipeline.tokenizer import load_tokenizer
+from pipeline.train import compile_model
+
+DECODINGS = {"greedy": (1, 0.0), "beam5": (5, 0.6)}
+EXPORTED = "exported.txt"  # in each run directory: the SavedModel version the export stage wrote
+
+
+def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of an (n, n) x (n, n) float32 product, the best of ``repeats`` timed runs."""
+    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
+    product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))  # the sum forces the work
+    product(a, b).numpy()  # trace and warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def sample_batches(cfg: Config, data_dir: Path, tokenizer: Path, steps: int) -> list[tuple[dict, np.ndarray]]:
+    """The first ``steps`` training batches, as training draws them (shuffled, bucketed), in memory."""
+    batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer, cfg.data, training=True)
+    return list(batches.take(steps).as_numpy_iterator())
+
+
+def real_lengths(batches: list[tuple[dict, np.ndarray]]) -> tuple[list[int], list[int]]:
+    """Real source tokens (EOS included) and decoder steps of every sentence in ``batches``."""
+    sources, targets = [], []
+    for inputs, target_out in batches:
+        sources += np.sum(inputs["source"] != PAD_ID, axis=1).tolist()
+        targets += np.sum(target_out != PAD_ID, axis=1).tolist()
+    return sources, targets
+
+
+def time_training(cfg: Config, vocab_size: int, batches: list[tuple[dict, np.ndarray]]) -> float:
+    """Seconds per training step, the train function fit runs, after a pass that traces every shape.
+
+    Steps are timed by ``train_on_batch``, which runs the same compiled step as ``fit`` without
+    the per-epoch set-up (iterator, callbacks) that ``fit`` spreads over a whole epoch.
+    """
+    keras.utils.set_random_seed(cfg.train.seed)
+    model = compile_model(build_model(cfg.model, vocab_size), cfg)
+    for inputs, target in batches:  # warm-up: traces (and compiles) every batch shape
+        model.train_on_batch(inputs, target)
+    start = time.perf_counter()
+    for inputs, target in batches:
+        model.train_on_batch(inputs, target)
+    return (time.perf_counter() - start) / len(batches)
+
+
+def time_translation(model_dir: Path, sources: list[str], batch_size: int, beam_size: int, alpha: float):
+    """Seconds to translate ``sources`` through the SavedModel, after one warm-up batch."""
+    translator, _ = load_translator(model_dir)
+    translate_all(translator, sources[:batch_size], beam_size, alpha, batch_size, progress=False)
+    start = time.perf_counter()
+    translate_all(translator, sources, beam_size, alpha, batch_size, progress=False)
+    return time.perf_counter() - start
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"Benchmark on {report['machine']}: float32 matrix product {report['matmul_gflops']:.1f} GFLOP/s "
+        f"(the ceiling). Training: {report['train_steps']} real training batches of up to "
+        f"{report['batch_size']} sentences, timed after a warm-up pass over the same batches; the floor "
+        "is the step's matrix-product FLOPs (forward and backward, real tokens only) at the ceiling's rate. "
+        f"Translation: the exported SavedModels on test_2016_flickr, {report['sentences']} sentences at "
+        f"batch 64, the first {report['batch1_sentences']} at batch 1.",
+        "",
+        "| variant | GFLOP/step | step s | floor s | step / floor | tokens/s "
+        "| greedy b64 sent/s | beam5 b64 sent/s | beam5 b64 test s | greedy b1 ms/sent | beam5 b1 ms/sent |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["variants"]:
+        t = r["translation"]
+        lines.append(
+            f"| `{r['variant']}` | {r['gflops_per_step']:.1f} | {r['step_seconds']:.3f} | "
+            f"{r['floor_seconds']:.3f} | **{r['ratio_to_floor']:.2f}** | {r['tokens_per_second']:,} | "
+            f"{t['greedy_b64_sentences_per_second']:.0f} | {t['beam5_b64_sentences_per_second']:.0f} | "
+            f"{t['beam5_b64_seconds']:.1f} | {t['greedy_b1_ms_per_sentence']:.1f} | "
+            f"{t['beam5_b1_ms_per_sentence']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def bench(
+    pair: str,
+    preset: str,
+    variants: list[str],
+    data_dir: Path,
+    tokenizer: Path,
+    runs_dir: Path,
+    out_dir: Path,
+    steps: int = 20,
+    batch1_sentences: int = 200,
+    overrides: list[str] | None = None,
+) -> str:
+    """Runs every measurement, writes ``bench.json`` and ``bench.md`` to ``out_dir``, returns the table."""
+    cfg = make_config(preset, pair, overrides=overrides)
+    vocab_size = load_tokenizer(tokenizer).vocab_size()
+    gflops = matmul_rate()
+    print(f"matrix product: {gflops:.1f} GFLOP/s")
+    batches = sample_batches(cfg, data_dir, tokenizer, steps)
+    source_lengths, target_lengths = real_lengths(batches)
+    sources, _ = corpus.read_split(cfg.pair, "test", data_dir, cfg.data.eval_limit)
+
+    rows = []
+    for variant in variants:
+        variant_cfg = make_config(preset, pair, variant, overrides)
+        flops = training_step_flops(variant_cfg.model, vocab_size, source_lengths, target_lengths) / steps
+        seconds = time_training(variant_cfg, vocab_size, batches)
+        floor = flops / (gflops * 1e9)
+        exported = Path((runs_dir / variant / EXPORTED).read_text().strip())
+        translation = {}
+        for name, (beam, alpha) in DECODINGS.items():
+            full = time_translation(exported, sources, 64, beam, alpha)
+            one = time_translation(exported, sources[:batch1_sentences], 1, beam, alpha)
+            translation[f"{name}_b64_seconds"] = round(full, 2)
+            translation[f"{name}_b64_sentences_per_second"] = round(len(sources) / full, 1)
+            translation[f"{name}_b1_ms_per_sentence"] = round(1000 * one / batch1_sentences, 2)
+        rows.append({
+            "variant": variant,
+            "gflops_per_step": round(flops / 1e9, 2),
+            "step_seconds": round(seconds, 4),
+            "floor_seconds": round(floor, 4),
+            "ratio_to_floor": round(seconds / floor, 3),
+            "tokens_per_second": round(sum(target_lengths) / steps / seconds),
+            "translation": translation,
+        })  # fmt: skip
+        print(f"{variant}: {seconds:.3f} s/step, {seconds / floor:.2f}x the floor; {translation}")
+
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
+        "matmul_gflops": round(gflops, 2),
+        "batch_size": cfg.data.batch_size,
+        "train_steps": steps,
+        "sentences": len(sources),
+        "batch1_sentences": batch1_sentences,
+        "variants": rows,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    (out_dir / "bench.md").write_text(table)
+    return table

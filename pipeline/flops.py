@@ -1,0 +1,57 @@
+"""The arithmetic of a training step, counted on real (unpadded) tokens.
+
+Only matrix products are counted (2 FLOPs per multiply-add): the dense layers, the
+recurrent kernels and attention's scores and context. Element-wise work (gate
+non-linearities, softmax, the loss) is left out, which makes the floor lower, never
+higher. The backward pass of a matrix product costs two more of the same size (one
+for the input gradient, one for the weight gradient), so a training step is three
+forward passes (Kaplan et al., 2020, section 2.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.config import ModelConfig
+from pipeline.models import VARIANTS
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # kernel blocks per cell
+STATES = {"rnn": 1, "gru": 1, "lstm": 2}  # state tensors, one bridge each
+TRAINING_PASSES = 3  # forward + backward
+
+
+def forward_flops_per_token(cfg: ModelConfig, vocab_size: int) -> dict[str, int]:
+    """Forward FLOPs of the model's parts, per source token, target token and (source, target) pair."""
+    cell, attention = VARIANTS[cfg.variant]
+    gates, e, u, a = GATES[cell], cfg.embedding_dim, cfg.units, cfg.attention_units
+    memory = 2 * u  # the bidirectional encoder's output size
+    context = memory if attention else 0
+    per_source = 2 * (2 * gates * u * (e + u))  # both directions: input and recurrent kernels
+    per_target = 2 * gates * u * (e + context + u) + 2 * (u + context + e) * u + 2 * u * vocab_size
+    per_pair = 0
+    if attention == "bahdanau":
+        per_source += 2 * memory * a  # keys, once per sentence
+        per_target += 2 * u * a  # the query
+        per_pair = 2 * a + 2 * memory  # score (v . tanh) and the context's weighted sum
+    elif attention == "luong":
+        per_source += 2 * memory * u  # W k, once per sentence
+        per_pair = 2 * u + 2 * memory  # score (q . Wk) and the context
+    per_sentence = STATES[cell] * 2 * memory * u  # the bridges
+    return {"source": per_source, "target": per_target, "pair": per_pair, "sentence": per_sentence}
+
+
+def training_step_flops(
+    cfg: ModelConfig, vocab_size: int, source_lengths: Sequence[int], target_lengths: Sequence[int]
+) -> int:
+    """FLOPs of one training step (forward and backward) on a batch of real lengths.
+
+    source_lengths: real source tokens per sentence, EOS included.
+    target_lengths: real decoder steps per sentence (BOS and the words; as many as the
+        words and EOS that the loss scores).
+    """
+    per = forward_flops_per_token(cfg, vocab_size)
+    forward = sum(
+        s * per["source"] + t * per["target"] + s * t * per["pair"] + per["sentence"]
+        for s, t in zip(source_lengths, target_lengths, strict=True)
+    )
+    return TRAINING_PASSES * forward

@@ -1,0 +1,27 @@
+import numpy as np
+
+from pipeline.bench import markdown, matmul_rate, real_lengths
+
+
+def test_matmul_rate_is_a_plausible_cpu_rate():
+    rate = matmul_rate(n=256, repeats=3)
+    assert 0.1 < rate < 100_000  # GFLOP/s
+
+
+def test_real_lengths_count_tokens_not_padding():
+    source = np.array([[5, 6, 3, 0], [7, 3, 0, 0]], np.int32)
+    target_out = np.array([[8, 3, 0], [9, 9, 3]], np.int32)
+    batches = [({"source": source, "target_in": target_out}, target_out)] * 2
+    assert real_lengths(batches) == ([3, 2, 3, 2], [2, 3, 2, 3])
+
+
+def test_markdown_has_a_row_per_variant():
+    translation = {f"{d}_b64_{k}": 1.0 for d in ("greedy", "beam5") for k in ("seconds", "sentences_per_second")}
+    translation |= {"greedy_b1_ms_per_sentence": 3.0, "beam5_b1_ms_per_sentence": 7.0}
+    row = {"variant": "gru", "gflops_per_step": 10.0, "step_seconds": 0.2, "floor_seconds": 0.1,
+           "ratio_to_floor": 2.0, "tokens_per_second": 9000, "translation": translation}  # fmt: skip
+    report = {"machine": "x86_64", "matmul_gflops": 90.0, "train_steps": 20, "batch_size": 128,
+              "sentences": 1000, "batch1_sentences": 200, "variants": [row, {**row, "variant": "lstm"}]}  # fmt: skip
+    table = markdown(report)
+    assert "| `gru` | 10.0 | 0.200 | 0.100 | **2.00** | 9,000 |" in table
+    assert "| `lstm` |" in table and "90.0 GFLOP/s" in table
