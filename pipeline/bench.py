@@ -52,6 +52,7 @@ def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
 
 def sample_batches(cfg: Config, data_dir: Path, tokenizer: Path, steps: int) -> list[tuple[dict, np.ndarray]]:
     """The first ``steps`` training batches, as training draws them (shuffled, bucketed), in memory."""
+    keras.utils.set_random_seed(cfg.train.seed)  # the same batches in every run
     batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer, cfg.data, training=True)
     return list(batches.take(steps).as_numpy_iterator())
 
