@@ -24,7 +24,7 @@ class TokenizerConfig:
 class DataConfig:
     batch_size: int = 128
     max_length: int = 64  # pieces; longer training pairs are dropped
-    bucket_boundaries: tuple[int, ...] = (8, 10, 12, 14, 16, 18, 20, 24, 28, 32, 40, 48)
+    pool_batches: int = 256  # batches' worth of examples sorted by length together (Multi30k: one epoch)
     train_limit: int | None = None  # None: the whole split
     eval_limit: int | None = None
     seed: int = 1234

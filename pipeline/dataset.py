@@ -1,4 +1,4 @@
-"""tf.data input pipelines: encode with SentencePiece, filter, bucket by length, pad.
+"""tf.data input pipelines: encode with SentencePiece, filter, batch by length, pad.
 
 Elements are ``({"source": (batch, src_len), "target_in": (batch, tgt_len)}, target_out)``:
 source ends with EOS, target_in starts with BOS, target_out ends with EOS.
@@ -23,6 +23,11 @@ def load_sentencepiece(model_path: Path) -> tf_text.SentencepieceTokenizer:
     return tf_text.SentencepieceTokenizer(model=Path(model_path).read_bytes(), out_type=tf.int32)
 
 
+def dense_rows(*ids):
+    """Unbatched ragged rows come back with rank-0-ragged specs; make them plain tensors."""
+    return tuple(tf.convert_to_tensor(x) for x in ids)
+
+
 def encoded_pairs(pair: str, split: str, data_dir: Path, spm_model: Path, limit: int | None = None):
     """(source ids + EOS, BOS + target ids, target ids + EOS), each a 1-D int32 tensor."""
     tokenizer = load_sentencepiece(spm_model)
@@ -40,17 +45,31 @@ def encoded_pairs(pair: str, split: str, data_dir: Path, spm_model: Path, limit:
             tf.concat([target, eos], axis=1),
         )
 
-    def dense(*ids):  # unbatched ragged rows come back with rank-0-ragged specs
-        return tuple(tf.convert_to_tensor(x) for x in ids)
-
     # Tokenizing a thousand sentences per op call is much cheaper than one at a time.
-    return pairs.batch(1024).map(encode, num_parallel_calls=AUTOTUNE).unbatch().map(dense)
+    return pairs.batch(1024).map(encode, num_parallel_calls=AUTOTUNE).unbatch().map(dense_rows)
+
+
+def pooled_batches(examples: tf.data.Dataset, batch_size: int, pool_batches: int) -> tf.data.Dataset:
+    """Ragged batches of near-equal lengths: each pool of ``pool_batches * batch_size`` examples
+    is sorted by (source, target) length and cut into batches, so padding stays small."""
+
+    def sort(source, target_in, target_out):  # ragged (pool, None)
+        order = tf.argsort(source.row_lengths() * 4096 + target_out.row_lengths(), stable=True)
+        return tf.gather(source, order), tf.gather(target_in, order), tf.gather(target_out, order)
+
+    pools = examples.ragged_batch(batch_size * pool_batches).map(sort, num_parallel_calls=AUTOTUNE)
+    return pools.unbatch().map(dense_rows).ragged_batch(batch_size)
 
 
 def batches(
     pair: str, split: str, data_dir: Path, spm_model: Path, cfg: DataConfig, training: bool
 ) -> tf.data.Dataset:
-    """Padded batches of similar length; training batches are filtered and shuffled."""
+    """Padded batches of similar length; training batches are filtered and shuffled.
+
+    Training shuffles the examples, sorts them by length within pools (``pooled_batches``)
+    and shuffles the batches again, so every epoch sees new batches and each batch holds
+    sentences of nearly the same length.
+    """
     limit = cfg.train_limit if split == "train" else cfg.eval_limit
     examples = encoded_pairs(pair, split, data_dir, spm_model, limit).cache()
     if training:
@@ -58,17 +77,17 @@ def batches(
             lambda s, ti, to: tf.logical_and(tf.size(s) <= cfg.max_length, tf.size(to) <= cfg.max_length)
         )
         examples = examples.shuffle(50_000, seed=cfg.seed, reshuffle_each_iteration=True)
-    boundaries = list(cfg.bucket_boundaries)
-    examples = examples.bucket_by_sequence_length(
-        lambda s, ti, to: tf.maximum(tf.size(s), tf.size(to)),
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[cfg.batch_size] * (len(boundaries) + 1),
+    batched = pooled_batches(examples, cfg.batch_size, cfg.pool_batches)
+    if training:
+        batched = batched.shuffle(cfg.pool_batches, seed=cfg.seed, reshuffle_each_iteration=True)
+    batched = batched.map(
+        lambda s, ti, to: ({"source": s.to_tensor(), "target_in": ti.to_tensor()}, to.to_tensor()),
+        num_parallel_calls=AUTOTUNE,
     )
-    examples = examples.map(lambda s, ti, to: ({"source": s, "target_in": ti}, to))
-    # Every bucket holds the same sentences each epoch, so the batch count is fixed; knowing it
-    # gives Keras a real progress bar. Counting also fills the cache, so it costs nothing later.
-    count = int(examples.reduce(0, lambda n, _: n + 1))
-    return examples.apply(tf.data.experimental.assert_cardinality(count)).prefetch(AUTOTUNE)
+    # The batch count is fixed, so counting once gives Keras a real progress bar.
+    # Counting also fills the cache, so it costs nothing later.
+    count = int(batched.reduce(0, lambda n, _: n + 1))
+    return batched.apply(tf.data.experimental.assert_cardinality(count)).prefetch(AUTOTUNE)
 
 
 def count_target_tokens(batches: tf.data.Dataset) -> int:

@@ -20,14 +20,14 @@ def test_overrides_are_parsed_to_python_values():
             "train.epochs=3",
             "model.variant=lstm",
             "data.train_limit=None",
-            "data.bucket_boundaries=[8, 16]",
+            "data.pool_batches=8",
             "train.learning_rate=0.01",
         ],
     )
     assert cfg.train.epochs == 3
     assert cfg.model.variant == "lstm"
     assert cfg.data.train_limit is None
-    assert cfg.data.bucket_boundaries == (8, 16)  # lists become tuples: the config stays hashable
+    assert cfg.data.pool_batches == 8
     assert cfg.train.learning_rate == 0.01
 
 

@@ -130,3 +130,26 @@ def test_teacher_forcing_and_step_by_step_decoding_agree(variant):
     # Only real target positions: after the target's end both compute logits for PAD inputs.
     real = TARGET_IN != PAD_ID
     np.testing.assert_allclose(stepped[real], forced[real], atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_fused_loops_compute_the_plain_keras_loss_and_gradients(variant):
+    # The fast path (pipeline.models.recurrence) against Keras' own layers and cells, same weights.
+    from pipeline.models.losses import masked_cross_entropy
+
+    fused = tiny_model(variant)
+    plain = build_model(ModelConfig(variant=variant, **TINY), VOCAB, fused=False)
+    plain.set_weights(fused.get_weights())
+    target_out = np.array([[11, 12, 13, EOS_ID], [14, EOS_ID, PAD_ID, PAD_ID]], np.int32)
+    results = []
+    for model in (fused, plain):
+        with tf.GradientTape() as tape:
+            loss = masked_cross_entropy(target_out, model(INPUTS, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        results.append((float(loss), [np.asarray(tf.convert_to_tensor(g)) for g in grads]))
+    (fused_loss, fused_grads), (plain_loss, plain_grads) = results
+    assert fused_loss == pytest.approx(plain_loss, rel=1e-6)
+    assert len(fused_grads) == len(plain_grads) == len(fused.trainable_variables)
+    for a, b, var in zip(fused_grads, plain_grads, fused.trainable_variables, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=var.path)
+    assert plain.get_config()["fused"] is False and fused.get_config()["fused"] is True

@@ -16,8 +16,8 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def build_model(cfg: ModelConfig, vocab_size: int) -> Seq2Seq:
-    """A built (weights created) model for ``cfg.variant``."""
+def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Seq2Seq:
+    """A built (weights created) model for ``cfg.variant``; ``fused=False`` is the plain Keras path."""
     if cfg.variant not in VARIANTS:
         raise ValueError(f"unknown variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
     cell, attention = VARIANTS[cfg.variant]
@@ -29,6 +29,7 @@ def build_model(cfg: ModelConfig, vocab_size: int) -> Seq2Seq:
         units=cfg.units,
         attention_units=cfg.attention_units,
         dropout=cfg.dropout,
+        fused=fused,
         name=cfg.variant,
     )
     model.build()

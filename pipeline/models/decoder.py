@@ -9,7 +9,10 @@ their attentional vector). Without attention, the only link to the source is
 the initial state (Sutskever et al., 2014; Cho et al., 2014).
 
 Training (``call``) and search (``decode_step``) run the very same ``step``,
-so teacher forcing and decoding compute the same function.
+so teacher forcing and decoding compute the same function. With ``fused`` (the
+default), the cell's product with the embeddings is computed for all steps before
+the loop and the cell update reads the Keras cell's weights
+(``pipeline.models.recurrence``); without, every step calls the Keras cell.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from pipeline.models import recurrence
 from pipeline.models.attention import BahdanauAttention, LuongAttention
 from pipeline.models.cells import CELLS, STATES, check_cell, embedding
 
@@ -36,6 +40,7 @@ class RecurrentDecoder(keras.layers.Layer):
         attention: ``None``, ``"bahdanau"`` or ``"luong"``.
         attention_units: hidden size of the Bahdanau scorer (Luong's is ``units``).
         dropout: dropout on the embeddings and before the output projection.
+        fused: hoist the embeddings' input projection out of the loop (same weights).
 
     Call arguments:
         target_in: (batch, tgt_len) ids, BOS first, right-padded.
@@ -63,6 +68,7 @@ class RecurrentDecoder(keras.layers.Layer):
         attention: str | None = None,
         attention_units: int | None = None,
         dropout: float = 0.0,
+        fused: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -75,6 +81,7 @@ class RecurrentDecoder(keras.layers.Layer):
         self.attention_type = attention
         self.attention_units = attention_units or units
         self.dropout = dropout
+        self.fused = fused
         self.embedding = embedding(vocab_size, embedding_dim)
         self.embedding_dropout = keras.layers.Dropout(dropout)
         # One bridge per state tensor: the encoder's final state, squashed to our size.
@@ -106,29 +113,49 @@ class RecurrentDecoder(keras.layers.Layer):
         """The constant per-sentence inputs and the state before the first step.
 
         Returns ``(source, state)``: source holds values (batch, src_len, memory_dim),
-        keys (batch, src_len, key_dim) and mask; state holds the cell
+        keys (batch, src_len, key_dim) and mask (and, fused, the weights the loop reads
+        sliced once: context_kernel, recurrent_bias); state holds the cell
         states, the context (batch, context_dim) and the alignment (batch, src_len).
         """
         batch, src_len = ops.shape(memory)[0], ops.shape(memory)[1]
         cells = [bridge(s) for bridge, s in zip(self.bridges, encoder_states, strict=True)]
         if self.attention:
             source = {"values": memory, "keys": self.attention.keys(memory), "mask": memory_mask}
+            if self.fused:  # sliced once here, not at every step (its gradient is a full-size scatter)
+                source["context_kernel"] = self.cell.kernel[self.embedding_dim :]
             context = ops.zeros((batch, ops.shape(memory)[-1]), memory.dtype)
             alignment = ops.zeros((batch, src_len), memory.dtype)
         else:
             source = {"mask": memory_mask}
             context = ops.zeros((batch, 0), memory.dtype)
             alignment = ops.zeros((batch, 0), memory.dtype)
+        if self.fused:  # taken once here, not at every step
+            source["recurrent_bias"] = recurrence.recurrent_bias(self.cell)
         return source, {"cells": cells, "context": context, "alignment": alignment}
 
-    def step(self, embedded, state, source):
-        """One step: (batch, embedding_dim) previous-token embedding -> next state."""
+    def project(self, embedded):
+        """The embeddings' share of the cell's input product: (..., emb) -> (..., gates * units)."""
+        kernel = self.cell.kernel[: self.embedding_dim]
+        return tf.tensordot(embedded, kernel, axes=1) + recurrence.input_bias(self.cell)
+
+    def step(self, embedded, state, source, projected=None):
+        """One step: (batch, embedding_dim) previous-token embedding -> next state.
+
+        ``projected`` is ``project(embedded)``, computed before the loop in training.
+        """
         context, alignment = state["context"], state["alignment"]
         if self.attention_type == "bahdanau":  # attend from the state before the step
             query = state["cells"][0]  # (batch, units)
             context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
-        inputs = ops.concatenate([embedded, context], axis=-1)  # context is (batch, 0) without attention
-        _, cells = self.cell(inputs, state["cells"])
+        if self.fused:
+            projected = self.project(embedded) if projected is None else projected
+            if self.attention:  # the context's share: (batch, context_dim) @ (context_dim, gates * units)
+                projected += tf.matmul(context, source["context_kernel"])
+            kernel, bias = self.cell.recurrent_kernel, source["recurrent_bias"]
+            cells = recurrence.update(self.cell_type, projected, state["cells"], kernel, bias)
+        else:
+            inputs = ops.concatenate([embedded, context], axis=-1)  # context is (batch, 0) without attention
+            _, cells = self.cell(inputs, state["cells"])
         if self.attention_type == "luong":  # attend from the state after the step
             query = cells[0]
             context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
@@ -144,12 +171,16 @@ class RecurrentDecoder(keras.layers.Layer):
         embedded = self.embedding(target_in)  # (batch, tgt_len, emb)
         embedded = self.embedding_dropout(embedded, training=training)
         source, state = self.start(memory, memory_mask, encoder_states)
+        time_major = tf.transpose(embedded, [1, 0, 2])  # (tgt_len, batch, emb)
         # One tf.scan over time: the loop body is a single traced step, not a Python unroll.
-        states = tf.scan(
-            lambda state, x: self.step(x, state, source),
-            tf.transpose(embedded, [1, 0, 2]),  # (tgt_len, batch, emb)
-            initializer=state,
-        )
+        if self.fused:
+            states = tf.scan(
+                lambda state, x: self.step(x[0], state, source, projected=x[1]),
+                (time_major, self.project(time_major)),  # all steps' input products in one
+                initializer=state,
+            )
+        else:
+            states = tf.scan(lambda state, x: self.step(x, state, source), time_major, initializer=state)
         states = tf.nest.map_structure(lambda t: tf.transpose(t, [1, 0, 2]), states)  # (batch, tgt_len, ...)
         return self.logits(states, embedded, training=training)
 
@@ -169,4 +200,5 @@ class RecurrentDecoder(keras.layers.Layer):
             "attention": self.attention_type,
             "attention_units": self.attention_units,
             "dropout": self.dropout,
+            "fused": self.fused,
         }

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from pipeline.constants import PAD_ID
+from pipeline.models import recurrence
 from pipeline.models.cells import LAYERS, STATES, check_cell, embedding
 
 
@@ -19,6 +21,9 @@ class RecurrentEncoder(keras.layers.Layer):
         units: size of each direction's state; the outputs have ``2 * units``.
         cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``.
         dropout: dropout on the embeddings during training.
+        fused: run both directions in one loop with the input projections hoisted out of it
+            (``pipeline.models.recurrence``); False runs Keras' ``Bidirectional`` layer. The
+            weights are the same either way.
 
     Call arguments:
         source: (batch, src_len) int ids, right-padded with PAD_ID.
@@ -42,6 +47,7 @@ class RecurrentEncoder(keras.layers.Layer):
         units: int,
         cell: str = "gru",
         dropout: float = 0.0,
+        fused: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -50,6 +56,7 @@ class RecurrentEncoder(keras.layers.Layer):
         self.units = units
         self.cell = check_cell(cell)
         self.dropout = dropout
+        self.fused = fused
         self.embedding = embedding(vocab_size, embedding_dim)
         self.embedding_dropout = keras.layers.Dropout(dropout)
         rnn = LAYERS[cell](units, return_sequences=True, return_state=True)
@@ -62,9 +69,13 @@ class RecurrentEncoder(keras.layers.Layer):
     def call(self, source, training=False):
         mask = ops.not_equal(source, PAD_ID)  # (batch, src_len)
         embedded = self.embedding_dropout(self.embedding(source), training=training)
-        memory, *states = self.rnn(embedded, mask=mask, training=training)
-        n = STATES[self.cell]
-        forward, backward = states[:n], states[n:]
+        if self.fused:  # the same function, both directions in one loop (pipeline.models.recurrence)
+            zeros = [tf.zeros([tf.shape(source)[0], self.units])] * STATES[self.cell]
+            cells = self.rnn.forward_layer.cell, self.rnn.backward_layer.cell
+            memory, forward, backward = recurrence.bidirectional(self.cell, *cells, embedded, mask, zeros)
+        else:  # Keras' Bidirectional layer, step by step
+            memory, *states = self.rnn(embedded, mask=mask, training=training)
+            forward, backward = states[: STATES[self.cell]], states[STATES[self.cell] :]
         states = [ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward, strict=True)]
         return memory, mask, states
 
@@ -76,4 +87,5 @@ class RecurrentEncoder(keras.layers.Layer):
             "units": self.units,
             "cell": self.cell,
             "dropout": self.dropout,
+            "fused": self.fused,
         }

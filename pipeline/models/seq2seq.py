@@ -17,6 +17,8 @@ class Seq2Seq(keras.Model):
         cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``, for encoder and decoder.
         attention: ``None`` (a single context vector), ``"bahdanau"`` or ``"luong"``.
         embedding_dim, units, attention_units, dropout: sizes and regularisation.
+        fused: the loops with their input products hoisted out (``pipeline.models.recurrence``);
+            False runs the Keras layers and cells step by step. Same weights, same function.
 
     Call arguments:
         inputs: {"source": (batch, src_len), "target_in": (batch, tgt_len)} int ids.
@@ -40,6 +42,7 @@ class Seq2Seq(keras.Model):
         units: int = 256,
         attention_units: int | None = None,
         dropout: float = 0.0,
+        fused: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -50,8 +53,9 @@ class Seq2Seq(keras.Model):
         self.units = units
         self.attention_units = attention_units or units
         self.dropout = dropout
+        self.fused = fused
         self.encoder = RecurrentEncoder(
-            vocab_size, embedding_dim, units, cell=cell, dropout=dropout, name="encoder"
+            vocab_size, embedding_dim, units, cell=cell, dropout=dropout, fused=fused, name="encoder"
         )
         self.decoder = RecurrentDecoder(
             vocab_size,
@@ -61,6 +65,7 @@ class Seq2Seq(keras.Model):
             attention=attention,
             attention_units=self.attention_units,
             dropout=dropout,
+            fused=fused,
             name="decoder",
         )
 
@@ -87,4 +92,5 @@ class Seq2Seq(keras.Model):
             "units": self.units,
             "attention_units": self.attention_units,
             "dropout": self.dropout,
+            "fused": self.fused,
         }
