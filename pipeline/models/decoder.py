@@ -113,24 +113,19 @@ class RecurrentDecoder(keras.layers.Layer):
         """The constant per-sentence inputs and the state before the first step.
 
         Returns ``(source, state)``: source holds values (batch, src_len, memory_dim),
-        keys (batch, src_len, key_dim) and mask (and, fused, the weights the loop reads
-        sliced once: context_kernel, recurrent_bias); state holds the cell
+        keys (batch, src_len, key_dim) and mask; state holds the cell
         states, the context (batch, context_dim) and the alignment (batch, src_len).
         """
         batch, src_len = ops.shape(memory)[0], ops.shape(memory)[1]
         cells = [bridge(s) for bridge, s in zip(self.bridges, encoder_states, strict=True)]
         if self.attention:
             source = {"values": memory, "keys": self.attention.keys(memory), "mask": memory_mask}
-            if self.fused:  # sliced once here, not at every step (its gradient is a full-size scatter)
-                source["context_kernel"] = self.cell.kernel[self.embedding_dim :]
             context = ops.zeros((batch, ops.shape(memory)[-1]), memory.dtype)
             alignment = ops.zeros((batch, src_len), memory.dtype)
         else:
             source = {"mask": memory_mask}
             context = ops.zeros((batch, 0), memory.dtype)
             alignment = ops.zeros((batch, 0), memory.dtype)
-        if self.fused:  # taken once here, not at every step
-            source["recurrent_bias"] = recurrence.recurrent_bias(self.cell)
         return source, {"cells": cells, "context": context, "alignment": alignment}
 
     def project(self, embedded):
@@ -138,10 +133,19 @@ class RecurrentDecoder(keras.layers.Layer):
         kernel = self.cell.kernel[: self.embedding_dim]
         return tf.tensordot(embedded, kernel, axes=1) + recurrence.input_bias(self.cell)
 
-    def step(self, embedded, state, source, projected=None):
+    def loop_weights(self) -> dict:
+        """The cell weights a fused step reads, sliced once before a loop rather than at every step
+        (a slice's gradient is a full-size scatter)."""
+        weights = {"kernel": self.cell.recurrent_kernel, "bias": recurrence.recurrent_bias(self.cell)}
+        if self.attention:
+            weights["context_kernel"] = self.cell.kernel[self.embedding_dim :]  # (context_dim, gates * units)
+        return weights
+
+    def step(self, embedded, state, source, projected=None, weights=None):
         """One step: (batch, embedding_dim) previous-token embedding -> next state.
 
-        ``projected`` is ``project(embedded)``, computed before the loop in training.
+        ``projected`` is ``project(embedded)`` and ``weights`` is ``loop_weights()``, both
+        computed before the loop in training.
         """
         context, alignment = state["context"], state["alignment"]
         if self.attention_type == "bahdanau":  # attend from the state before the step
@@ -149,9 +153,10 @@ class RecurrentDecoder(keras.layers.Layer):
             context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
         if self.fused:
             projected = self.project(embedded) if projected is None else projected
-            if self.attention:  # the context's share: (batch, context_dim) @ (context_dim, gates * units)
-                projected += tf.matmul(context, source["context_kernel"])
-            kernel, bias = self.cell.recurrent_kernel, source["recurrent_bias"]
+            weights = self.loop_weights() if weights is None else weights
+            if self.attention:  # the context's share of the input product
+                projected += tf.matmul(context, weights["context_kernel"])
+            kernel, bias = weights["kernel"], weights["bias"]
             cells = recurrence.update(self.cell_type, projected, state["cells"], kernel, bias)
         else:
             inputs = ops.concatenate([embedded, context], axis=-1)  # context is (batch, 0) without attention
@@ -174,8 +179,9 @@ class RecurrentDecoder(keras.layers.Layer):
         time_major = tf.transpose(embedded, [1, 0, 2])  # (tgt_len, batch, emb)
         # One tf.scan over time: the loop body is a single traced step, not a Python unroll.
         if self.fused:
+            weights = self.loop_weights()
             states = tf.scan(
-                lambda state, x: self.step(x[0], state, source, projected=x[1]),
+                lambda state, x: self.step(x[0], state, source, projected=x[1], weights=weights),
                 (time_major, self.project(time_major)),  # all steps' input products in one
                 initializer=state,
             )
