@@ -85,8 +85,8 @@ $(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json)
 
 # Training steps against the CPU's arithmetic floor, and translation speed: reports/bench.{json,md}
 BENCH_DIR ?= reports
-BENCH_STEPS ?= 20
-BENCH_BATCH1 ?= 200
+BENCH_STEPS ?= 50
+BENCH_BATCH1 ?= 1000
 bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/exported.txt)
 	$(PIPELINE) bench --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
 		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \

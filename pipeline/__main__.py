@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model file")
     p.add_argument("--runs-dir", type=Path, required=True, help="holds <variant>/exported.txt")
     p.add_argument("--out-dir", type=Path, default=Path("reports"))
-    p.add_argument("--steps", type=int, default=20, help="training batches timed per variant")
-    p.add_argument("--batch1-sentences", type=int, default=200, help="test sentences translated at batch 1")
+    p.add_argument("--steps", type=int, default=50, help="training batches timed per variant")
+    p.add_argument("--batch1-sentences", type=int, default=None, help="test sentences at batch 1 (all)")
+    p.add_argument("--plain", action="store_true", help="time the plain Keras layers, not the fused loops")
+    p.add_argument("--no-translation", action="store_true", help="time training steps only")
 
     p = stage("readme", "copy a compare.md into the README between its markers", pair=False)
     p.add_argument("--compare", type=Path, required=True)
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.bench import bench
 
         print(bench(args.pair, args.preset, args.variants, args.data_dir, args.tokenizer, args.runs_dir,
-                    args.out_dir, args.steps, args.batch1_sentences, args.overrides))  # fmt: skip
+                    args.out_dir, args.steps, args.batch1_sentences, args.overrides,
+                    fused=not args.plain, translation=not args.no_translation))  # fmt: skip
     elif args.stage == "readme":
         from pipeline.report import splice_readme
 

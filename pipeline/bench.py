@@ -34,6 +34,9 @@ from pipeline.tokenizer import load_tokenizer
 from pipeline.train import compile_model
 
 DECODINGS = {"greedy": (1, 0.0), "beam5": (5, 0.6)}
+TRANSLATION_KEYS = [f"{d}_{k}" for d in DECODINGS for k in ("b64_seconds", "b64_sentences_per_second",
+                                                              "b1_ms_per_sentence")]  # fmt: skip
+Batches = list[tuple[dict, np.ndarray]]  # ({"source", "target_in"}, target_out), numpy
 EXPORTED = "exported.txt"  # in each run directory: the SavedModel version the export stage wrote
 
 
@@ -50,14 +53,14 @@ def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def sample_batches(cfg: Config, data_dir: Path, tokenizer: Path, steps: int) -> list[tuple[dict, np.ndarray]]:
+def sample_batches(cfg: Config, data_dir: Path, tokenizer: Path, steps: int) -> Batches:
     """The first ``steps`` training batches, as training draws them (shuffled, bucketed), in memory."""
     keras.utils.set_random_seed(cfg.train.seed)  # the same batches in every run
     batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer, cfg.data, training=True)
     return list(batches.take(steps).as_numpy_iterator())
 
 
-def real_lengths(batches: list[tuple[dict, np.ndarray]]) -> tuple[list[int], list[int]]:
+def real_lengths(batches: Batches) -> tuple[list[int], list[int]]:
     """Real source tokens (EOS included) and decoder steps of every sentence in ``batches``."""
     sources, targets = [], []
     for inputs, target_out in batches:
@@ -66,14 +69,16 @@ def real_lengths(batches: list[tuple[dict, np.ndarray]]) -> tuple[list[int], lis
     return sources, targets
 
 
-def time_training(cfg: Config, vocab_size: int, batches: list[tuple[dict, np.ndarray]]) -> float:
+def time_training(
+    cfg: Config, vocab_size: int, batches: list[tuple[dict, np.ndarray]], fused: bool = True
+) -> float:
     """Seconds per training step, the train function fit runs, after a pass that traces every shape.
 
     Steps are timed by ``train_on_batch``, which runs the same compiled step as ``fit`` without
     the per-epoch set-up (iterator, callbacks) that ``fit`` spreads over a whole epoch.
     """
     keras.utils.set_random_seed(cfg.train.seed)
-    model = compile_model(build_model(cfg.model, vocab_size), cfg)
+    model = compile_model(build_model(cfg.model, vocab_size, fused=fused), cfg)
     for inputs, target in batches:  # warm-up: traces (and compiles) every batch shape
         model.train_on_batch(inputs, target)
     start = time.perf_counter()
@@ -94,7 +99,8 @@ def time_translation(model_dir: Path, sources: list[str], batch_size: int, beam_
 def markdown(report: dict) -> str:
     lines = [
         f"Benchmark on {report['machine']}: float32 matrix product {report['matmul_gflops']:.1f} GFLOP/s "
-        f"(the ceiling). Training: {report['train_steps']} real training batches of up to "
+        f"(the ceiling). Training ({'fused loops' if report['fused'] else 'plain Keras layers'}): "
+        f"{report['train_steps']} real training batches of up to "
         f"{report['batch_size']} sentences, timed after a warm-up pass over the same batches; the floor "
         "is the step's matrix-product FLOPs (forward and backward, real tokens only) at the ceiling's rate. "
         f"Translation: the exported SavedModels on test_2016_flickr, {report['sentences']} sentences at "
@@ -105,7 +111,7 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["variants"]:
-        t = r["translation"]
+        t = r["translation"] or {k: float("nan") for k in TRANSLATION_KEYS}
         lines.append(
             f"| `{r['variant']}` | {r['gflops_per_step']:.1f} | {r['step_seconds']:.3f} | "
             f"{r['floor_seconds']:.3f} | **{r['ratio_to_floor']:.2f}** | {r['tokens_per_second']:,} | "
@@ -124,11 +130,17 @@ def bench(
     tokenizer: Path,
     runs_dir: Path,
     out_dir: Path,
-    steps: int = 20,
-    batch1_sentences: int = 200,
+    steps: int = 50,
+    batch1_sentences: int | None = None,
     overrides: list[str] | None = None,
+    fused: bool = True,
+    translation: bool = True,
 ) -> str:
-    """Runs every measurement, writes ``bench.json`` and ``bench.md`` to ``out_dir``, returns the table."""
+    """Runs every measurement, writes ``bench.json`` and ``bench.md`` to ``out_dir``, returns the table.
+
+    ``batch1_sentences`` limits the batch-1 translation to the first test sentences (None: all);
+    ``fused=False`` times the plain Keras layers instead; ``translation=False`` skips translation.
+    """
     cfg = make_config(preset, pair, overrides=overrides)
     vocab_size = load_tokenizer(tokenizer).vocab_size()
     gflops = matmul_rate()
@@ -136,21 +148,22 @@ def bench(
     batches = sample_batches(cfg, data_dir, tokenizer, steps)
     source_lengths, target_lengths = real_lengths(batches)
     sources, _ = corpus.read_split(cfg.pair, "test", data_dir, cfg.data.eval_limit)
+    batch1_sentences = min(batch1_sentences or len(sources), len(sources))
 
     rows = []
     for variant in variants:
         variant_cfg = make_config(preset, pair, variant, overrides)
         flops = training_step_flops(variant_cfg.model, vocab_size, source_lengths, target_lengths) / steps
-        seconds = time_training(variant_cfg, vocab_size, batches)
+        seconds = time_training(variant_cfg, vocab_size, batches, fused)
         floor = flops / (gflops * 1e9)
-        exported = Path((runs_dir / variant / EXPORTED).read_text().strip())
-        translation = {}
-        for name, (beam, alpha) in DECODINGS.items():
+        exported = Path((runs_dir / variant / EXPORTED).read_text().strip()) if translation else None
+        timings = {}
+        for name, (beam, alpha) in DECODINGS.items() if translation else ():
             full = time_translation(exported, sources, 64, beam, alpha)
             one = time_translation(exported, sources[:batch1_sentences], 1, beam, alpha)
-            translation[f"{name}_b64_seconds"] = round(full, 2)
-            translation[f"{name}_b64_sentences_per_second"] = round(len(sources) / full, 1)
-            translation[f"{name}_b1_ms_per_sentence"] = round(1000 * one / batch1_sentences, 2)
+            timings[f"{name}_b64_seconds"] = round(full, 2)
+            timings[f"{name}_b64_sentences_per_second"] = round(len(sources) / full, 1)
+            timings[f"{name}_b1_ms_per_sentence"] = round(1000 * one / batch1_sentences, 2)
         rows.append({
             "variant": variant,
             "gflops_per_step": round(flops / 1e9, 2),
@@ -158,15 +171,16 @@ def bench(
             "floor_seconds": round(floor, 4),
             "ratio_to_floor": round(seconds / floor, 3),
             "tokens_per_second": round(sum(target_lengths) / steps / seconds),
-            "translation": translation,
+            "translation": timings,
         })  # fmt: skip
-        print(f"{variant}: {seconds:.3f} s/step, {seconds / floor:.2f}x the floor; {translation}")
+        print(f"{variant}: {seconds:.3f} s/step, {seconds / floor:.2f}x the floor; {timings}")
 
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
         "matmul_gflops": round(gflops, 2),
         "batch_size": cfg.data.batch_size,
         "train_steps": steps,
+        "fused": fused,
         "sentences": len(sources),
         "batch1_sentences": batch1_sentences,
         "variants": rows,

@@ -21,9 +21,10 @@ def test_markdown_has_a_row_per_variant():
     translation |= {"greedy_b1_ms_per_sentence": 3.0, "beam5_b1_ms_per_sentence": 7.0}
     row = {"variant": "gru", "gflops_per_step": 10.0, "step_seconds": 0.2, "floor_seconds": 0.1,
            "ratio_to_floor": 2.0, "tokens_per_second": 9000, "translation": translation}  # fmt: skip
-    report = {"machine": "x86_64", "matmul_gflops": 90.0, "train_steps": 20, "batch_size": 128,
+    report = {"machine": "x86_64", "matmul_gflops": 90.0, "train_steps": 20, "batch_size": 128, "fused": True,
               "sentences": 1000, "batch1_sentences": 200,
-              "variants": [row, {**row, "variant": "lstm"}]}  # fmt: skip
+              "variants": [row, {**row, "variant": "lstm", "translation": {}}]}  # fmt: skip
     table = markdown(report)
     assert "| `gru` | 10.0 | 0.200 | 0.100 | **2.00** | 9,000 |" in table
-    assert "| `lstm` |" in table and "90.0 GFLOP/s" in table
+    assert "| `lstm` |" in table and "90.0 GFLOP/s" in table and "fused loops" in table
+    assert table.splitlines()[-1].endswith("| nan | nan | nan | nan | nan |")  # translation not measured
