@@ -92,9 +92,10 @@ bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/exported.txt)
 		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
 		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1)
 
-# Copy the default comparison into README.md, between its compare markers.
+# Copy the default comparison and the benchmark into README.md, between their markers.
 readme: $(COMPARE)
 	$(PIPELINE) readme --compare $(COMPARE_DIR)/compare.md --readme README.md
+	test ! -f $(BENCH_DIR)/bench.md || $(PIPELINE) readme --compare $(BENCH_DIR)/bench.md --marker bench
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest

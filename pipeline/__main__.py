@@ -85,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain", action="store_true", help="time the plain Keras layers, not the fused loops")
     p.add_argument("--no-translation", action="store_true", help="time training steps only")
 
-    p = stage("readme", "copy a compare.md into the README between its markers", pair=False)
-    p.add_argument("--compare", type=Path, required=True)
+    p = stage("readme", "copy a table (compare.md, bench.md) into the README between its markers", pair=False)
+    p.add_argument("--compare", type=Path, required=True, help="the markdown file to copy")
     p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.add_argument("--marker", default="compare", help="<!-- MARKER:start --> ... <!-- MARKER:end -->")
 
     p = stage("translate", "translate stdin to stdout, one line per line", pair=False)
     p.add_argument("--model", type=Path, required=True, help="SavedModel version or base directory")
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.stage == "readme":
         from pipeline.report import splice_readme
 
-        print(splice_readme(args.readme, args.compare))
+        print(splice_readme(args.readme, args.compare, args.marker))
     elif args.stage == "translate":
         from pipeline.translate import translate_stream
 

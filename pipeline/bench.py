@@ -60,6 +60,14 @@ def sample_batches(cfg: Config, data_dir: Path, tokenizer: Path, steps: int) -> 
     return list(batches.take(steps).as_numpy_iterator())
 
 
+def real_share(batches: Batches) -> dict[str, float]:
+    """Real tokens over padded positions, for the sources and the targets of ``batches``."""
+    shares = {}
+    for name, arrays in (("source", [x["source"] for x, _ in batches]), ("target", [y for _, y in batches])):
+        shares[name] = round(sum(int(np.sum(a != PAD_ID)) for a in arrays) / sum(a.size for a in arrays), 3)
+    return shares
+
+
 def real_lengths(batches: Batches) -> tuple[list[int], list[int]]:
     """Real source tokens (EOS included) and decoder steps of every sentence in ``batches``."""
     sources, targets = [], []
@@ -101,7 +109,9 @@ def markdown(report: dict) -> str:
         f"Benchmark on {report['machine']}: float32 matrix product {report['matmul_gflops']:.1f} GFLOP/s "
         f"(the ceiling). Training ({'fused loops' if report['fused'] else 'plain Keras layers'}): "
         f"{report['train_steps']} real training batches of up to "
-        f"{report['batch_size']} sentences, timed after a warm-up pass over the same batches; the floor "
+        f"{report['batch_size']} sentences ({report['real_share']['source']:.1%} of source and "
+        f"{report['real_share']['target']:.1%} of target positions are real tokens), timed after a "
+        "warm-up pass over the same batches; the floor "
         "is the step's matrix-product FLOPs (forward and backward, real tokens only) at the ceiling's rate. "
         f"Translation: the exported SavedModels on test_2016_flickr, {report['sentences']} sentences at "
         f"batch 64, the first {report['batch1_sentences']} at batch 1.",
@@ -180,6 +190,7 @@ def bench(
         "matmul_gflops": round(gflops, 2),
         "batch_size": cfg.data.batch_size,
         "train_steps": steps,
+        "real_share": real_share(batches),
         "fused": fused,
         "sentences": len(sources),
         "batch1_sentences": batch1_sentences,

@@ -1,6 +1,6 @@
 import numpy as np
 
-from pipeline.bench import markdown, matmul_rate, real_lengths
+from pipeline.bench import markdown, matmul_rate, real_lengths, real_share
 
 
 def test_matmul_rate_is_a_plausible_cpu_rate():
@@ -13,6 +13,7 @@ def test_real_lengths_count_tokens_not_padding():
     target_out = np.array([[8, 3, 0], [9, 9, 3]], np.int32)
     batches = [({"source": source, "target_in": target_out}, target_out)] * 2
     assert real_lengths(batches) == ([3, 2, 3, 2], [2, 3, 2, 3])
+    assert real_share(batches) == {"source": 0.625, "target": 0.833}  # 5/8 and 5/6
 
 
 def test_markdown_has_a_row_per_variant():
@@ -22,9 +23,11 @@ def test_markdown_has_a_row_per_variant():
     row = {"variant": "gru", "gflops_per_step": 10.0, "step_seconds": 0.2, "floor_seconds": 0.1,
            "ratio_to_floor": 2.0, "tokens_per_second": 9000, "translation": translation}  # fmt: skip
     report = {"machine": "x86_64", "matmul_gflops": 90.0, "train_steps": 20, "batch_size": 128, "fused": True,
+              "real_share": {"source": 0.9, "target": 0.99},
               "sentences": 1000, "batch1_sentences": 200,
               "variants": [row, {**row, "variant": "lstm", "translation": {}}]}  # fmt: skip
     table = markdown(report)
     assert "| `gru` | 10.0 | 0.200 | 0.100 | **2.00** | 9,000 |" in table
     assert "| `lstm` |" in table and "90.0 GFLOP/s" in table and "fused loops" in table
+    assert "90.0% of source and 99.0% of target positions" in table
     assert table.splitlines()[-1].endswith("| nan | nan | nan | nan | nan |")  # translation not measured
