@@ -87,12 +87,14 @@ class Translator(IdTranslator):
 
     @tf.function(input_signature=[SOURCES, BEAM_SIZE, LENGTH_PENALTY])
     def translate(self, sources, beam_size, length_penalty):
+        """sources (batch,) strings -> translations (batch,) strings, scores, alignments."""
         outputs = self.search(self.tokenizer.tokenize(sources), beam_size, length_penalty)
         ids = tf.RaggedTensor.from_tensor(outputs.pop("ids"), lengths=outputs.pop("lengths"))
         return {"translations": self.tokenizer.detokenize(ids), **outputs}
 
     @tf.function(input_signature=[SOURCES])
     def serve(self, sources):
+        """``translate`` with the default decoding, beam 5 and length penalty 0.6."""
         return self.translate(sources, DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY)
 
 
