@@ -58,7 +58,10 @@ $(TOKENIZER): $(DATASET)
 # One variant: make train|export|evaluate VARIANT=lstm
 train: $(RUNS_DIR)/$(VARIANT)/train.json
 export: $(RUNS_DIR)/$(VARIANT)/exported.txt
-evaluate: $(REPORTS_DIR)/$(VARIANT)/test.json
+# exported.txt is named beside test.json here and in $(COMPARE), so make never treats it as an
+# intermediate file: on a fresh clone its absence forces train and export even where the
+# reports (test.json) are committed and look newer than everything else.
+evaluate: $(REPORTS_DIR)/$(VARIANT)/test.json $(RUNS_DIR)/$(VARIANT)/exported.txt
 	@$(PYTHON) -c "import json; r = json.load(open('$<')); print(f\"BLEU {r['bleu']}  chrF {r['chrf']}  ({r['pair']} {r['split']}, $(VARIANT), $(PRESET), {r['decoding']})\")"
 
 $(RUNS_DIR)/%/train.json: $(TOKENIZER)
@@ -79,7 +82,7 @@ $(REPORTS_DIR)/%/test.json: $(RUNS_DIR)/%/exported.txt
 # Every variant, then the table and the figures that compare them.
 compare: $(COMPARE)
 	@cat $(COMPARE_DIR)/compare.md
-$(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json)
+$(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json $(RUNS_DIR)/$(v)/exported.txt)
 	$(PIPELINE) report --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
 		--runs-dir $(RUNS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR)
 

@@ -41,10 +41,16 @@ def make(target: str, tmp: Path, **extra) -> subprocess.CompletedProcess:
 def test_make_all_runs_every_stage_once(tmp_path):
     if not SHARED_CORPUS.is_dir():
         pytest.skip(f"no corpus at {SHARED_CORPUS}")
+    # A report committed to the repository, as on a fresh clone: it must not stop the variant's run.
+    committed = tmp_path / "reports" / VARIANTS[0] / "test.json"
+    committed.parent.mkdir(parents=True)
+    committed.write_text("{}")
     first = make("all", tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for stage in ("data", "tokenize", "train", "export", "evaluate", "report"):
         assert f"-m pipeline {stage}" in first.stdout
+    for variant in VARIANTS:
+        assert f"--variant {variant}" in first.stdout
 
     for variant in VARIANTS:
         assert (tmp_path / "saved" / variant / "1" / "saved_model.pb").is_file()
