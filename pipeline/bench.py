@@ -114,7 +114,11 @@ def markdown(report: dict) -> str:
         "warm-up pass over the same batches; the floor "
         "is the step's matrix-product FLOPs (forward and backward, real tokens only) at the ceiling's rate. "
         f"Translation: the exported SavedModels on test_2016_flickr, {report['sentences']} sentences at "
-        f"batch 64, the first {report['batch1_sentences']} at batch 1.",
+        + (
+            "batch 64 and at batch 1."
+            if report["batch1_sentences"] == report["sentences"]
+            else f"batch 64, the first {report['batch1_sentences']} at batch 1."
+        ),
         "",
         "| variant | GFLOP/step | step s | floor s | step / floor | tokens/s "
         "| greedy b64 sent/s | beam5 b64 sent/s | beam5 b64 test s | greedy b1 ms/sent | beam5 b1 ms/sent |",
