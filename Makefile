@@ -34,7 +34,9 @@ COMPARE = $(COMPARE_DIR)/compare.json
 
 .PHONY: all install data tokenize train export evaluate compare bench readme test lint clean
 .DELETE_ON_ERROR:
-.SECONDARY:  # keep every stage's files, also those only pattern rules name
+# Keep the runs' files that only pattern rules name (never deleted as intermediates). Not a blanket
+# .SECONDARY: that makes every target secondary, and then a missing run does not force its retrain.
+.PRECIOUS: $(RUNS_DIR)/%/train.json $(RUNS_DIR)/%/exported.txt
 
 all: compare
 
