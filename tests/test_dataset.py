@@ -9,7 +9,7 @@ from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 from pipeline.dataset import batches
 from pipeline.tokenizer import load_tokenizer
 
-# The tiny preset's data settings with the default bucket boundaries.
+# The tiny preset's data settings with the default length-sorted pools.
 CFG = DataConfig(batch_size=32, train_limit=2000, eval_limit=64)
 
 
@@ -87,7 +87,7 @@ def test_training_batches_respect_max_length(prepared_data, spm_model):
     assert 0 < kept < CFG.train_limit  # some pairs are longer than 12 pieces and were dropped
 
 
-def test_bucketing_keeps_padding_low(train_batches):
+def test_length_sorted_batches_keep_padding_low(train_batches):
     padded = real = 0
     for source, target_in, _ in train_batches:
         for array in (source, target_in):
