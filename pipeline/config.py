@@ -69,7 +69,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"epochs": 1},
     },
     # The default: every variant trained, exported and scored by one `make all` within 45 minutes
-    # on a 2-core CPU; each variant gets the same 5 minutes of training (gru_bahdanau: 4 epochs).
+    # on a 2-core CPU; each variant gets the same 5 minutes of training (gru_bahdanau: 3-4 epochs).
     "quick": {
         "train": {"epochs": 10, "time_budget_minutes": 5.0},
     },

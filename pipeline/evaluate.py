@@ -28,10 +28,10 @@ def load_translator(model: Path):
 
 def decoding_name(beam_size: int, length_penalty: float) -> str:
     """``greedy``, ``beam5``, or ``beam5-lp1.0`` when the length penalty is not the default."""
-    name = "greedy" if beam_size == 1 else f"beam{beam_size}"
-    return (
-        name if beam_size == 1 or length_penalty == DEFAULT_LENGTH_PENALTY else f"{name}-lp{length_penalty}"
-    )
+    if beam_size == 1:
+        return "greedy"  # one beam: the length penalty cannot change the ranking
+    name = f"beam{beam_size}"
+    return name if length_penalty == DEFAULT_LENGTH_PENALTY else f"{name}-lp{length_penalty}"
 
 
 def translate_all(
@@ -92,8 +92,8 @@ def evaluate(
     seconds = time.monotonic() - start
 
     decoding = decoding_name(beam_size, length_penalty)
-    default = (beam_size, length_penalty) == (DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY)
-    stem = split if default else f"{split}.{decoding}"
+    default = decoding_name(DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY)
+    stem = split if decoding == default else f"{split}.{decoding}"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stem}.hyp.txt").write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
     report = {

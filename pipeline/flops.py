@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from pipeline.config import ModelConfig
 from pipeline.models import VARIANTS
+from pipeline.models.cells import STATES  # state tensors per cell, one bridge each
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # kernel blocks per cell
-STATES = {"rnn": 1, "gru": 1, "lstm": 2}  # state tensors, one bridge each
 TRAINING_PASSES = 3  # forward + backward
 
 
