@@ -1,6 +1,8 @@
 # The pipeline's stages, each keyed on the files it writes: a second `make all` redoes nothing.
 #   make all                   data -> tokenize -> train, export, evaluate every variant -> compare (de-en, quick)
-#   make evaluate VARIANT=lstm one variant;  make all PAIR=fr-en PRESET=full VARIANTS="gru gru_bahdanau"
+#   make all PRESET=converge   the comparison: every variant trained to its best validation BLEU
+#   make evaluate PRESET=full  the best gru_bahdanau;  make evaluate VARIANT=lstm PAIR=en-de
+#   make seeds PRESET=converge gru_bahdanau with two more seeds: how much of a gap is noise
 #   make bench                 training steps against the CPU's floor, translation speed
 #   make test | lint | clean
 
@@ -22,8 +24,8 @@ SPM_DIR ?= $(DATA_DIR)/spm/$(PAIR)-$(PRESET)
 RUNS_DIR ?= runs/$(PAIR)-$(PRESET)
 SAVED_DIR ?= saved_models
 REPORTS_DIR ?= reports/$(PAIR)/$(PRESET)
-# reports/de-en/compare.md for the default preset, reports/de-en/full/compare.md for full
-COMPARE_DIR ?= reports/$(PAIR)$(if $(filter-out quick,$(PRESET)),/$(PRESET))
+COMPARE_DIR ?= $(REPORTS_DIR)
+BASELINE ?= gru_bahdanau
 # saved_models/gru_bahdanau for de-en, saved_models/gru_bahdanau_fr_en for fr-en
 PAIR_SUFFIX = $(if $(filter-out de-en,$(PAIR)),_$(subst -,_,$(PAIR)))
 
@@ -32,7 +34,7 @@ DATASET = $(TFDS_DIR)/multi30k/$(PAIR)/1.0.0/dataset_info.json
 TOKENIZER = $(SPM_DIR)/spm.model
 COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate compare bench readme test lint clean
+.PHONY: all install data tokenize train export evaluate compare seeds tune bench readme test lint clean
 .DELETE_ON_ERROR:
 # Keep the runs' files that only pattern rules name (never deleted as intermediates). Not a blanket
 # .SECONDARY: that makes every target secondary, and then a missing run does not force its retrain.
@@ -79,14 +81,45 @@ $(REPORTS_DIR)/%/test.json: $(RUNS_DIR)/%/exported.txt
 	$(EVALUATE) --model $$(cat $<) --split validation --out-dir $(REPORTS_DIR)/$*
 	$(EVALUATE) --model $$(cat $<) --split test --beam-size 1 --out-dir $(REPORTS_DIR)/$*
 	$(EVALUATE) --model $$(cat $<) --split test --out-dir $(REPORTS_DIR)/$*
-	cp $(RUNS_DIR)/$*/log.csv $(RUNS_DIR)/$*/training.png $(RUNS_DIR)/$*/train.json $(REPORTS_DIR)/$*/
+	cd $(RUNS_DIR)/$* && cp log.csv training.png train.json config.json decoding.json $(abspath $(REPORTS_DIR))/$*/
 
 # Every variant, then the table and the figures that compare them.
 compare: $(COMPARE)
 	@cat $(COMPARE_DIR)/compare.md
 $(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json $(RUNS_DIR)/$(v)/exported.txt)
 	$(PIPELINE) report --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
-		--runs-dir $(RUNS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR)
+		--runs-dir $(RUNS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR) --baseline $(BASELINE)
+
+# The same variant and preset with other seeds (initialisation, dropout, batch order): mean and spread.
+SEEDS ?= 1 2
+SEED_VARIANT ?= gru_bahdanau
+SEED_RUNS = $(SEED_VARIANT) $(foreach s,$(SEEDS),$(SEED_VARIANT)-seed$(s))
+seeds: $(REPORTS_DIR)/seeds.json
+	@cat $(REPORTS_DIR)/seeds.md
+$(RUNS_DIR)/$(SEED_VARIANT)-seed%/train.json: $(TOKENIZER)
+	$(PIPELINE) train --pair $(PAIR) --preset $(PRESET) --variant $(SEED_VARIANT) --set train.seed=$* \
+		--set data.seed=$* --data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(@D)
+$(REPORTS_DIR)/seeds.json: $(foreach r,$(SEED_RUNS),$(REPORTS_DIR)/$(r)/test.json $(RUNS_DIR)/$(r)/exported.txt)
+	$(PIPELINE) seeds --runs $(SEED_RUNS) --reports-dir $(REPORTS_DIR) --out-dir $(REPORTS_DIR)
+
+# The recipe's evidence: gru_bahdanau 256/256 on de-en with one setting changed at a time, at most
+# 12 epochs, compared on the validation split (reports/de-en/tuning/tuning.md).
+TUNE_DIR ?= runs/tune
+TUNE_OUT ?= reports/de-en/tuning
+TUNE_BASE = --set train.epochs=12 --set train.patience=3 --set train.plateau_patience=1 --set train.average=3 \
+	--set "train.length_penalties=[0.0,0.4,0.6,0.8,1.0,1.2]" --set train.time_budget_minutes=None
+TUNE_A_d01 = model.dropout=0.1
+TUNE_B_d03 = model.dropout=0.3
+TUNE_C_d03_ls = model.dropout=0.3 train.label_smoothing=0.1
+TUNE_D_d03_ls_tie = model.dropout=0.3 train.label_smoothing=0.1 model.tie_embeddings=true
+TUNE_RUNS ?= A_d01 B_d03 C_d03_ls D_d03_ls_tie
+tune: $(TUNE_OUT)/tuning.json
+	@cat $(TUNE_OUT)/tuning.md
+$(TUNE_DIR)/%/train.json: $(TOKENIZER)
+	$(PIPELINE) train --pair $(PAIR) --preset quick --variant gru_bahdanau --data-dir $(TFDS_DIR) \
+		--tokenizer $(TOKENIZER) --run-dir $(@D) $(TUNE_BASE) $(foreach s,$(TUNE_$*),--set $(s))
+$(TUNE_OUT)/tuning.json: $(foreach r,$(TUNE_RUNS),$(TUNE_DIR)/$(r)/train.json)
+	$(PIPELINE) tuning --runs $(foreach r,$(TUNE_RUNS),$(TUNE_DIR)/$(r)) --out-dir $(TUNE_OUT)
 
 # Training steps against the CPU's arithmetic floor, and translation speed: reports/bench.{json,md}
 BENCH_DIR ?= reports

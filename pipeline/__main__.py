@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, PAIRS
+from pipeline.constants import DEFAULT_BEAM_SIZE, PAIRS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
@@ -34,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def decoding(p):
         p.add_argument("--beam-size", type=int, default=DEFAULT_BEAM_SIZE, help="1 is greedy (default 5)")
-        p.add_argument("--length-penalty", type=float, default=DEFAULT_LENGTH_PENALTY, help="GNMT alpha")
+        p.add_argument(
+            "--length-penalty",
+            type=float,
+            default=None,
+            help="GNMT alpha (default: the model's, tuned on validation)",
+        )
 
     p = stage("data", "build the TFDS dataset of one language pair")
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model file")
     p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--force", action="store_true", help="train again even if the run has finished")
 
     p = stage("export", "export a trained run as a SavedModel version", pair=False)
     p.add_argument("--run-dir", type=Path, required=True)
@@ -72,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument("--runs-dir", type=Path, required=True)
     p.add_argument("--reports-dir", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--baseline", default="gru_bahdanau", help="the variant p-values compare against")
+
+    p = stage("seeds", "mean and spread of one variant trained with several seeds", pair=False)
+    p.add_argument(
+        "--runs", nargs="+", required=True, help="report folders of the runs, e.g. gru_bahdanau-seed1"
+    )
+    p.add_argument("--reports-dir", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+    p = stage("tuning", "compare tuning runs on the validation split", pair=False)
+    p.add_argument("--runs", nargs="+", type=Path, required=True, help="run directories")
     p.add_argument("--out-dir", type=Path, required=True)
 
     p = stage("bench", "measure training steps against the CPU's floor, and translation speed", preset=True)
@@ -112,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.train import train
 
         cfg = make_config(args.preset, args.pair, args.variant, args.overrides)
-        print(train(cfg, args.run_dir, args.data_dir, args.tokenizer))
+        print(train(cfg, args.run_dir, args.data_dir, args.tokenizer, force=args.force))
     elif args.stage == "export":
         from pipeline.export import export
 
@@ -131,8 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.report import compare
 
         out = compare(args.pair, args.preset, args.variants, args.data_dir, args.runs_dir,
-                      args.reports_dir, args.out_dir)  # fmt: skip
+                      args.reports_dir, args.out_dir, baseline=args.baseline)  # fmt: skip
         print(out)
+    elif args.stage == "seeds":
+        from pipeline.variance import seeds
+
+        print(seeds(args.runs, args.reports_dir, args.out_dir))
+    elif args.stage == "tuning":
+        from pipeline.tuning import summarize
+
+        print(summarize(args.runs, args.out_dir))
     elif args.stage == "bench":
         from pipeline.bench import bench
 

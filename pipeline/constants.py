@@ -15,4 +15,4 @@ PAIRS = ("de-en", "en-de", "fr-en", "en-fr", "cs-en", "en-cs")  # source-target
 
 # The decoding the exported model uses when a client does not choose one.
 DEFAULT_BEAM_SIZE = 5
-DEFAULT_LENGTH_PENALTY = 0.6
+DEFAULT_LENGTH_PENALTY = 0.6  # for an export whose run did not tune it

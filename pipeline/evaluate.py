@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf
-from sacrebleu.metrics import BLEU, CHRF
 
 from pipeline import corpus
-from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY
+from pipeline.constants import DEFAULT_BEAM_SIZE
 from pipeline.export import latest_version
+from pipeline.files import write_json, write_text
+from pipeline.metrics import BOOTSTRAP_SAMPLES, score
 
 
 def load_translator(model: Path):
@@ -26,23 +26,35 @@ def load_translator(model: Path):
     return tf.saved_model.load(str(model)), model
 
 
-def decoding_name(beam_size: int, length_penalty: float) -> str:
-    """``greedy``, ``beam5``, or ``beam5-lp1.0`` when the length penalty is not the default."""
+def default_length_penalty(translator) -> float:
+    """The length penalty the model was tuned with (0.6 for an export that does not say)."""
+    return (
+        round(float(translator.default_length_penalty.numpy()), 4)
+        if hasattr(translator, "default_length_penalty")
+        else 0.6
+    )
+
+
+def decoding_name(beam_size: int, length_penalty: float, default_penalty: float) -> str:
+    """``greedy``, ``beam5``, or ``beam5-lp1.0`` when the length penalty is not the model's default."""
     if beam_size == 1:
         return "greedy"  # one beam: the length penalty cannot change the ranking
     name = f"beam{beam_size}"
-    return name if length_penalty == DEFAULT_LENGTH_PENALTY else f"{name}-lp{length_penalty}"
+    return name if length_penalty == default_penalty else f"{name}-lp{length_penalty}"
 
 
 def translate_all(
     translator,
     sources: list[str],
     beam_size: int = DEFAULT_BEAM_SIZE,
-    length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    length_penalty: float | None = None,
     batch_size: int = 64,
     progress: bool = True,
 ) -> list[str]:
-    """Translations of ``sources``, in order, ``batch_size`` sentences per call."""
+    """Translations of ``sources``, in order, ``batch_size`` sentences per call; ``length_penalty``
+    None is the model's default."""
+    if length_penalty is None:
+        length_penalty = default_length_penalty(translator)
     bar = keras.utils.Progbar(len(sources), unit_name="sentence") if progress else None
     beam, alpha = tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32)
     hypotheses = []
@@ -55,20 +67,6 @@ def translate_all(
     return hypotheses
 
 
-def score(hypotheses: list[str], references: list[str]) -> dict:
-    """Corpus BLEU and chrF, cased and on detokenized text, with sacreBLEU's signatures."""
-    bleu, chrf = BLEU(), CHRF()
-    bleu_score = bleu.corpus_score(hypotheses, [references])
-    chrf_score = chrf.corpus_score(hypotheses, [references])
-    return {
-        "bleu": round(bleu_score.score, 2),
-        "chrf": round(chrf_score.score, 2),
-        "bleu_detail": str(bleu_score),
-        "bleu_signature": str(bleu.get_signature()),
-        "chrf_signature": str(chrf.get_signature()),
-    }
-
-
 def evaluate(
     model: Path,
     pair: str,
@@ -77,25 +75,29 @@ def evaluate(
     out_dir: Path,
     limit: int | None = None,
     beam_size: int = DEFAULT_BEAM_SIZE,
-    length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    length_penalty: float | None = None,
 ) -> Path:
     """Writes ``<split>.hyp.txt`` and ``<split>.json`` (BLEU, chrF, timing) to ``out_dir``.
 
-    The export's default decoding (beam 5, alpha 0.6) writes ``test.json``; any other
-    writes ``test.<decoding>.json``, for example ``test.greedy.json``.
+    The export's default decoding (beam 5, the length penalty tuned on validation, also
+    when ``length_penalty`` is None) writes ``test.json``; any other writes
+    ``test.<decoding>.json``, for example ``test.greedy.json``. The test split's BLEU comes
+    with its 95% bootstrap confidence interval.
     """
     translator, model_dir = load_translator(model)
+    default_penalty = default_length_penalty(translator)
+    length_penalty = default_penalty if length_penalty is None else length_penalty
     sources, references = corpus.read_split(pair, split, data_dir, limit)
 
     start = time.monotonic()
     hypotheses = translate_all(translator, sources, beam_size, length_penalty)
     seconds = time.monotonic() - start
 
-    decoding = decoding_name(beam_size, length_penalty)
-    default = decoding_name(DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY)
+    decoding = decoding_name(beam_size, length_penalty, default_penalty)
+    default = decoding_name(DEFAULT_BEAM_SIZE, default_penalty, default_penalty)
     stem = split if decoding == default else f"{split}.{decoding}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{stem}.hyp.txt").write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+    write_text(out_dir / f"{stem}.hyp.txt", "".join(h + "\n" for h in hypotheses))
     report = {
         "model": str(model_dir),
         "pair": pair,
@@ -104,11 +106,10 @@ def evaluate(
         "decoding": decoding,
         "beam_size": beam_size,
         "length_penalty": length_penalty,
-        **score(hypotheses, references),
+        **score(hypotheses, references, bootstrap=BOOTSTRAP_SAMPLES if split == "test" else 0),
         "translate_seconds": round(seconds, 1),
     }
-    out = out_dir / f"{stem}.json"
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    out = write_json(out_dir / f"{stem}.json", report)
     print(f"{pair} {corpus.SPLITS[split]} ({len(sources)} sentences, {decoding}): {report['bleu_detail']}")
     print(f"chrF2 = {report['chrf']}   signature: {report['bleu_signature']}")
     return out

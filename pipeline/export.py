@@ -5,18 +5,20 @@ watches (``<base>/<version>/``, versions that only grow):
 
 - ``<base>/<version>/``: text in, text out, with SentencePiece in the graph, so it
   needs tensorflow-text to load. Signatures ``serving_default`` (sources only, beam 5,
-  alpha 0.6), ``translate`` (sources, beam_size, length_penalty) and ``translate_ids``.
+  the tuned length penalty), ``translate`` (sources, beam_size, length_penalty) and ``translate_ids``.
 - ``<base>-ids/<version>/``: ``translate_ids`` alone (also as ``serving_default``),
   core TensorFlow ops only, so a stock TensorFlow Serving binary loads it.
   Clients tokenize with ``assets/spm.model``.
 
-Both carry the SentencePiece model in their assets. Hostile input is bounded: sources
-are cut at MAX_SOURCE_PIECES pieces, ids outside the vocabulary become UNK, lengths are
-clipped to the tensor, and the beam size to [1, MAX_BEAM_SIZE].
+Both carry the SentencePiece model in their assets, and ``default_length_penalty``, the
+length penalty tuned on validation when the run was trained (``decoding.json``). Hostile
+input is bounded: sources are cut at MAX_SOURCE_PIECES pieces, ids outside the vocabulary
+become UNK, lengths are clipped to the tensor, and the beam size to [1, MAX_BEAM_SIZE].
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -31,7 +33,7 @@ from pipeline.models import build_model
 from pipeline.models.seq2seq import Seq2Seq
 from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
-from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
+from pipeline.train import BEST_WEIGHTS, CONFIG, DECODING, TOKENIZER
 
 MAX_SOURCE_PIECES = 256  # longer inputs are cut (EOS included), so one request cannot take the server down
 MAX_BEAM_SIZE = 32
@@ -47,10 +49,13 @@ SOURCE_LENGTHS = tf.TensorSpec([None], tf.int32, name="source_lengths")
 class IdTranslator(tf.Module):
     """Ids in, ids out: the model and beam search, nothing outside core TensorFlow."""
 
-    def __init__(self, model: Seq2Seq, sentencepiece_model: Path):
+    def __init__(
+        self, model: Seq2Seq, sentencepiece_model: Path, length_penalty: float = DEFAULT_LENGTH_PENALTY
+    ):
         super().__init__()
         self.model = model
         self.sentencepiece_model = tf.saved_model.Asset(str(sentencepiece_model))  # copied to assets/
+        self.default_length_penalty = tf.Variable(length_penalty, trainable=False, dtype=tf.float32)
 
     def search(self, pieces: tf.RaggedTensor, beam_size, length_penalty) -> dict:
         """pieces: ragged (batch, None) ids without EOS -> the signature's outputs."""
@@ -79,8 +84,10 @@ class IdTranslator(tf.Module):
 class Translator(IdTranslator):
     """Text in, text out: tokenize, search, detokenize, all in the graph."""
 
-    def __init__(self, model: Seq2Seq, sentencepiece_model: Path):
-        super().__init__(model, sentencepiece_model)
+    def __init__(
+        self, model: Seq2Seq, sentencepiece_model: Path, length_penalty: float = DEFAULT_LENGTH_PENALTY
+    ):
+        super().__init__(model, sentencepiece_model, length_penalty)
         self.tokenizer = tf_text.SentencepieceTokenizer(
             model=Path(sentencepiece_model).read_bytes(), out_type=tf.int32
         )
@@ -94,8 +101,8 @@ class Translator(IdTranslator):
 
     @tf.function(input_signature=[SOURCES])
     def serve(self, sources):
-        """``translate`` with the default decoding, beam 5 and length penalty 0.6."""
-        return self.translate(sources, DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY)
+        """``translate`` with the default decoding: beam 5 and the length penalty tuned on validation."""
+        return self.translate(sources, DEFAULT_BEAM_SIZE, self.default_length_penalty)
 
 
 def latest_version(base: Path) -> Path | None:
@@ -133,16 +140,20 @@ def export(run_dir: Path, base: Path) -> Path:
     sentencepiece_model = run_dir / TOKENIZER
     model = build_model(cfg.model, load_tokenizer(sentencepiece_model).vocab_size())
     model.load_weights(str(weights))
+    decoding = run_dir / DECODING
+    alpha = (
+        json.loads(decoding.read_text())["length_penalty"] if decoding.is_file() else DEFAULT_LENGTH_PENALTY
+    )
 
     versions = [int(latest.name) for b in (base, ids_base(base)) if (latest := latest_version(b))]
     version = max(versions, default=0) + 1
-    ids_only = IdTranslator(model, sentencepiece_model)
+    ids_only = IdTranslator(model, sentencepiece_model, alpha)
     save_atomically(
         ids_only,
         {"serving_default": ids_only.translate_ids, "translate_ids": ids_only.translate_ids},
         ids_base(base) / str(version),
     )
-    text = Translator(model, sentencepiece_model)
+    text = Translator(model, sentencepiece_model, alpha)
     signatures = {
         "serving_default": text.serve,
         "translate": text.translate,

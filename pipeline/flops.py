@@ -27,7 +27,8 @@ def forward_flops_per_token(cfg: ModelConfig, vocab_size: int) -> dict[str, int]
     memory = 2 * u  # the bidirectional encoder's output size
     context = memory if attention else 0
     per_source = 2 * (2 * gates * u * (e + u))  # both directions: input and recurrent kernels
-    per_target = 2 * gates * u * (e + context + u) + 2 * (u + context + e) * u + 2 * u * vocab_size
+    r = e if cfg.tie_embeddings else u  # the deep output's size
+    per_target = 2 * gates * u * (e + context + u) + 2 * (u + context + e) * r + 2 * r * vocab_size
     per_pair = 0
     if attention == "bahdanau":
         per_source += 2 * memory * a  # keys, once per sentence

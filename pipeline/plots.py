@@ -3,30 +3,64 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+
+def read_log(log_csv: Path) -> dict[str, list[float]]:
+    """``log.csv`` as columns of floats; an empty cell (a key some epochs lacked) is NaN."""
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    keys = rows[0].keys() if rows else []
+    return {key: [float(r[key]) if r[key] not in ("", None) else math.nan for r in rows] for key in keys}
+
+
+def mark_resumes(ax, epochs: list[float], processes: list[float]) -> None:
+    """A dotted line between the last epoch of one process and the first of the next (a resumed run)."""
+    for before, after, epoch in zip(processes, processes[1:], epochs[1:], strict=False):
+        if after != before:
+            ax.axvline(epoch - 0.5, color="gray", linestyle=":")
+            ax.text(epoch - 0.5, 0.98, "resumed", transform=ax.get_xaxis_transform(), rotation=90,
+                    ha="right", va="top", fontsize=8, color="gray")  # fmt: skip
 
 
 def plot_history(log_csv: Path, out: Path) -> Path:
-    """Training and validation loss and token accuracy per epoch, from Keras' CSVLogger file."""
-    with open(log_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in (
-        (loss_ax, "loss", "cross-entropy per token"),
-        (acc_ax, "masked_accuracy", "token accuracy"),
-    ):
-        ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label="train")
-        ax.plot(epochs, [float(r["val_" + key]) for r in rows], marker="o", label="validation")
+    """Cross-entropy per token (train, validation) and greedy validation BLEU with the learning
+    rate, per epoch, from the run's ``log.csv`` (``pipeline.callbacks.history_csv``)."""
+    log = read_log(log_csv)
+    epochs = log.get("epoch", [])  # 1-based, counted over all processes
+    # xent is plain cross-entropy, the same whatever the label smoothing; older logs only have the loss
+    train_key, val_key = ("xent", "val_xent") if "xent" in log else ("loss", "val_loss")
+    fig, (xent_ax, bleu_ax) = plt.subplots(1, 2, figsize=(11, 4))
+
+    for key, label in ((train_key, "train"), (val_key, "validation")):
+        if key in log:
+            xent_ax.plot(epochs, log[key], marker="o", label=label)
+    xent_ax.set_ylabel("cross-entropy per token (nats)")
+    xent_ax.legend(loc="lower left")  # a falling loss leaves it empty
+
+    if "val_bleu" in log:
+        bleu_ax.plot(epochs, log["val_bleu"], marker="o", color="C2")
+    bleu_ax.set_ylabel("validation BLEU (greedy)")
+    if "learning_rate" in log:
+        rate_ax = bleu_ax.twinx()
+        # each epoch's rate spans its own tick: the rate it trained with, not the next one's
+        rate_ax.step(epochs, log["learning_rate"], where="mid", color="C3", alpha=0.7)
+        rate_ax.set_yscale("log")
+        rate_ax.set_ylabel("learning rate", color="C3")
+
+    for ax in (xent_ax, bleu_ax):
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend()
+        if "process" in log:
+            mark_resumes(ax, epochs, log["process"])
     fig.suptitle(Path(log_csv).parent.name)
     fig.tight_layout()
     fig.savefig(out, dpi=100)

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from sacrebleu.metrics import BLEU
 
 from pipeline import corpus, plots
 from pipeline.config import load_config, make_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.files import write_json, write_text
+from pipeline.metrics import BOOTSTRAP_SAMPLES, bleu, paired_bootstrap
 from pipeline.models import VARIANTS, build_model
 from pipeline.probe import gradient_flow
 from pipeline.search import beam_search
@@ -38,11 +39,10 @@ def bleu_by_length(sources: list[str], hypotheses: list[str], references: list[s
     result = {}
     for low, high in LENGTH_BUCKETS:
         chosen = [i for i, s in enumerate(sources) if low <= len(s.split()) <= (high or 10**9)]
-        bleu = None  # an empty bucket has no score
+        score = None  # an empty bucket has no score
         if chosen:
-            score = BLEU().corpus_score([hypotheses[i] for i in chosen], [[references[i] for i in chosen]])
-            bleu = round(score.score, 2)
-        result[bucket_label(low, high)] = {"sentences": len(chosen), "bleu": bleu}
+            score = round(bleu([hypotheses[i] for i in chosen], [references[i] for i in chosen]), 2)
+        result[bucket_label(low, high)] = {"sentences": len(chosen), "bleu": score}
     return result
 
 
@@ -90,38 +90,94 @@ def attention_examples(model, sp, sources: list[str]) -> list[dict]:
     return examples
 
 
-def markdown_table(rows: list[dict], pair: str, preset: str, sentences: int) -> str:
+def bleu_cell(r: dict) -> str:
+    """The beam-5 test BLEU, bold, with the half-width of its 95% confidence interval when known."""
+    ci = r.get("test_bleu_ci")
+    return f"**{r['test_bleu']}**" + ("" if ci is None else f" ± {ci}")
+
+
+def p_cell(p: float | None) -> str:
+    return "-" if p is None else f"{p:.3f}"  # 1000 resamples: three decimals are all there is
+
+
+def table_cells(r: dict, buckets: list[str]) -> list:
+    speed = r["tokens_per_second"]
+    return [
+        f"`{r['variant']}`", r["attention"] or "-", f"{r['parameters']:,}", r["epochs"], r["best_epoch"],
+        f"{r['train_seconds'] / 60:.1f}", "-" if speed is None else f"{speed:,}",
+        r["val_bleu"], r["test_bleu_greedy"], bleu_cell(r), r["test_bleu_lc"], r["test_chrf"],
+        p_cell(r["p_vs_baseline"]), r["length_penalty"],
+        *["-" if r["test_bleu_by_length"][b]["bleu"] is None else r["test_bleu_by_length"][b]["bleu"]
+          for b in buckets],
+    ]  # fmt: skip
+
+
+def stopping_line(rows: list[dict]) -> str:
+    """Which runs the wall-clock guard cut short: their numbers may be below what the recipe reaches."""
+    by_reason: dict[str, list[str]] = {}
+    for r in rows:
+        by_reason.setdefault(r["stopped_by"], []).append(f"`{r['variant']}`")
+    if "time budget" in by_reason:
+        return f"The time guard ended the training of: {', '.join(by_reason['time budget'])}."
+    named = "; ".join(
+        f"{'epoch limit' if reason == 'epochs' else reason}: {', '.join(names)}"
+        for reason, names in by_reason.items()
+    )
+    return f"Every variant stopped by early stopping or its epoch limit ({named})."
+
+
+def markdown_table(rows: list[dict], pair: str, preset: str, sentences: int, baseline: str) -> str:
     buckets = list(rows[0]["test_bleu_by_length"])
     header = [
-        "variant",
-        "attention",
-        "parameters",
-        "epochs",
-        "train min",
-        "tokens/s",
-        "val BLEU",
-        "val chrF",
-        "test BLEU greedy",
-        "test BLEU",
-        "test chrF",
+        "variant", "attention", "parameters", "epochs", "best epoch", "train min", "tokens/s", "val BLEU",
+        "test BLEU greedy", "test BLEU", "test BLEU lc", "test chrF", f"p vs `{baseline}`", "length penalty",
         *[f"BLEU {b} words" for b in buckets],
-    ]
-    lines = [f"Multi30k {pair}, preset `{preset}`, test_2016_flickr ({sentences} sentences), translated by "
-             "the exported SavedModels with beam 5 and length penalty 0.6 (greedy in its own column); "
-             "sacreBLEU, cased, detokenized.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
-    for r in rows:
-        cells = [f"`{r['variant']}`", r["attention"] or "-", f"{r['parameters']:,}", r["epochs"],
-                 f"{r['train_seconds'] / 60:.1f}", f"{r['tokens_per_second']:,}",
-                 r["val_bleu"], r["val_chrf"], r["test_bleu_greedy"], f"**{r['test_bleu']}**", r["test_chrf"],
-                 *["-" if r["test_bleu_by_length"][b]["bleu"] is None else r["test_bleu_by_length"][b]["bleu"]
-                   for b in buckets]]  # fmt: skip
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    counts = ", ".join(
-        f"{b}: {n}" for b, n in ((b, rows[0]["test_bleu_by_length"][b]["sentences"]) for b in buckets)
+    ]  # fmt: skip
+    intro = (
+        f"Multi30k {pair}, preset `{preset}`, test_2016_flickr ({sentences} sentences), translated by the "
+        "exported SavedModels with beam 5 and each model's length penalty tuned on validation (greedy in "
+        "its own column); sacreBLEU, cased and detokenized, with the 95% bootstrap confidence interval; "
+        '"test BLEU lc" is lowercased; p is paired bootstrap resampling '
+        f"({BOOTSTRAP_SAMPLES} samples) against `{baseline}`."
     )
-    lines += ["", f"Test sentences per source-length bucket: {counts}.", ""]
+    lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in table_cells(r, buckets)) + " |" for r in rows]
+    counts = ", ".join(f"{b}: {rows[0]['test_bleu_by_length'][b]['sentences']}" for b in buckets)
+    lines += ["", f"Test sentences per source-length bucket: {counts}.", "", stopping_line(rows), ""]
     return "\n".join(lines)
+
+
+def read_reports(folder: Path) -> dict:
+    """What evaluate and train wrote for one variant: its JSON files and its beam-5 test translations."""
+    names = {"test": "test.json", "greedy": "test.greedy.json", "validation": "validation.json",
+             "train": "train.json"}  # fmt: skip
+    reports = {key: json.loads((folder / name).read_text()) for key, name in names.items()}
+    reports["hypotheses"] = (folder / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
+    return reports
+
+
+def variant_row(variant: str, reports: dict, sources: list[str], references: list[str]) -> dict:
+    test, summary = reports["test"], reports["train"]
+    cell, attention = VARIANTS[variant]
+    return {
+        "variant": variant, "cell": cell, "attention": attention,
+        "parameters": summary["parameters"],
+        "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],  # total over all processes
+        "train_seconds": summary["train_seconds"], "tokens_per_second": summary["tokens_per_second"],
+        "stopped_by": summary["stopped_by"], "length_penalty": summary["length_penalty"],
+        "val_bleu": reports["validation"]["bleu"], "val_chrf": reports["validation"]["chrf"],
+        "test_bleu_greedy": reports["greedy"]["bleu"],
+        "test_bleu": test["bleu"], "test_bleu_ci": test.get("bleu_ci"), "test_bleu_lc": test["bleu_lc"],
+        "test_chrf": test["chrf"],
+        "test_bleu_by_length": bleu_by_length(sources, reports["hypotheses"], references),
+    }  # fmt: skip
+
+
+def p_values(hypotheses: dict[str, list[str]], baseline: str, references: list[str]) -> dict:
+    """Paired bootstrap p-value of each variant's test BLEU against the baseline's; None for the baseline."""
+    others = {v: h for v, h in hypotheses.items() if v != baseline}
+    found = paired_bootstrap(hypotheses[baseline], others, references) if others else {}
+    return {v: found.get(v) for v in hypotheses}
 
 
 def compare(
@@ -132,46 +188,45 @@ def compare(
     runs_dir: Path,
     reports_dir: Path,
     out_dir: Path,
+    baseline: str = "gru_bahdanau",
 ) -> Path:
-    """Writes compare.json, compare.md and the figures to ``out_dir``; returns compare.json."""
+    """Writes compare.json, compare.md and the figures to ``out_dir``; returns compare.json.
+
+    p-values compare each variant with ``baseline``, or with the first variant if it is not one of them.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    baseline = baseline if baseline in variants else variants[0]
     limit = make_config(preset, pair).data.eval_limit
     sources, references = corpus.read_split(pair, "test", data_dir, limit)
 
-    rows, flows, heatmaps = [], {}, {}
+    rows, hypotheses, flows, heatmaps = [], {}, {}, {}
     for variant in variants:
-        folder, run_dir = reports_dir / variant, runs_dir / variant
-        test = json.loads((folder / "test.json").read_text())
-        greedy = json.loads((folder / "test.greedy.json").read_text())
-        validation = json.loads((folder / "validation.json").read_text())
-        summary = json.loads((folder / "train.json").read_text())
-        hypotheses = (folder / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
-        cell, attention = VARIANTS[variant]
-        rows.append({
-            "variant": variant, "cell": cell, "attention": attention,
-            "parameters": summary["parameters"], "epochs": summary["epochs_this_process"],
-            "train_seconds": summary["train_seconds_this_process"],
-            "tokens_per_second": summary["tokens_per_second"],
-            "val_bleu": validation["bleu"], "val_chrf": validation["chrf"],
-            "test_bleu_greedy": greedy["bleu"], "test_bleu": test["bleu"], "test_chrf": test["chrf"],
-            "test_bleu_by_length": bleu_by_length(sources, hypotheses, references),
-        })  # fmt: skip
-        model, sp = load_trained(run_dir)
+        reports = read_reports(reports_dir / variant)
+        hypotheses[variant] = reports["hypotheses"]
+        rows.append(variant_row(variant, reports, sources, references))
+        model, sp = load_trained(runs_dir / variant)
         flows[variant] = gradient_flow(model, *probe_batch(sp, sources, references))
-        if attention:
+        if VARIANTS[variant][1]:  # attention: something to draw
             heatmaps[variant] = attention_examples(model, sp, sources)
+    p = p_values(hypotheses, baseline, references)
+    for r in rows:
+        r["p_vs_baseline"] = p[r["variant"]]
 
-    report = {"pair": pair, "preset": preset, "sentences": len(sources), "variants": rows,
-              "gradient_flow": {v: [float(x) for x in f] for v, f in flows.items()}}  # fmt: skip
-    (out_dir / "compare.md").write_text(markdown_table(rows, pair, preset, len(sources)), encoding="utf-8")
+    report = {
+        "pair": pair,
+        "preset": preset,
+        "sentences": len(sources),
+        "baseline": baseline,
+        "variants": rows,
+        "gradient_flow": {v: [float(x) for x in f] for v, f in flows.items()},
+    }
+    write_text(out_dir / "compare.md", markdown_table(rows, pair, preset, len(sources), baseline))
     plots.plot_bleu_by_variant(rows, out_dir / "bleu_by_variant.png")
     plots.plot_bleu_by_length(rows, out_dir / "bleu_by_length.png")
     plots.plot_gradient_flow(flows, out_dir / "gradient_flow.png")
     for variant, examples in heatmaps.items():
         plots.plot_attention(examples, variant, out_dir / f"attention_{variant}.png")
-    out = out_dir / "compare.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    return out
+    return write_json(out_dir / "compare.json", report)
 
 
 def splice_readme(readme: Path, compare_md: Path, marker: str = "compare") -> Path:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
@@ -128,3 +130,39 @@ def beam_search(
     return Hypotheses(
         tf.gather(ids, winner), tf.gather(lengths, winner), tf.gather(normalized, winner), alignments
     )
+
+
+def compile_search(model: Seq2Seq) -> Callable:
+    """``beam_search`` traced once for any batch, beam size and alpha:
+    ``search(source (batch, src_len) int32, beam_size, alpha) -> (ids, lengths)``."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.int32),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.float32),
+        ]
+    )
+    def search(source, beam_size, alpha):
+        found = beam_search(model, source, beam_size, alpha)
+        return found.ids, found.lengths
+
+    return search
+
+
+def translate_rows(
+    search: Callable, rows: list[list[int]], beam_size: int = 1, alpha: float = 0.0, batch_size: int = 128
+) -> list[list[int]]:
+    """Output ids of each source row (ids ending with EOS), in order, through ``compile_search``'s
+    function; batched by length, so little of the work is padding."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    outputs: list[list[int]] = [[] for _ in rows]
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        source = np.full((len(chosen), max(len(rows[i]) for i in chosen)), PAD_ID, np.int32)
+        for j, i in enumerate(chosen):
+            source[j, : len(rows[i])] = rows[i]
+        ids, lengths = search(tf.constant(source), tf.constant(beam_size), tf.constant(alpha, tf.float32))
+        for j, i in enumerate(chosen):
+            outputs[i] = ids[j, : lengths[j]].numpy().tolist()
+    return outputs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,18 +15,22 @@ from pipeline.constants import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD
 
 
 def train_tokenizer(cfg: TokenizerConfig, pair: str, data_dir: Path, out_dir: Path) -> Path:
-    """The tokenize stage: trains SentencePiece on the train split, returns the .model path."""
+    """The tokenize stage: trains SentencePiece on the train split, returns the .model path.
+
+    Trained aside and renamed into place, .vocab first: a killed run leaves no spm.model.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     sentences = corpus.load_split(pair, "train", data_dir)
     if cfg.train_limit:
         sentences = sentences.take(cfg.train_limit)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", dir=out_dir) as text:
+    staging = tempfile.mkdtemp(prefix=".spm-", dir=out_dir)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", dir=staging) as text:
         for source, target in sentences.as_numpy_iterator():
             text.write(source.decode("utf-8") + "\n" + target.decode("utf-8") + "\n")
         text.flush()
         spm.SentencePieceTrainer.train(
             input=text.name,
-            model_prefix=str(out_dir / "spm"),
+            model_prefix=str(Path(staging) / "spm"),
             vocab_size=cfg.vocab_size,
             model_type=cfg.model_type,
             character_coverage=1.0,
@@ -40,6 +46,9 @@ def train_tokenizer(cfg: TokenizerConfig, pair: str, data_dir: Path, out_dir: Pa
             num_threads=2,
             minloglevel=2,
         )
+    for name in ("spm.vocab", "spm.model"):
+        os.replace(Path(staging) / name, out_dir / name)
+    shutil.rmtree(staging)
     return out_dir / "spm.model"
 
 

@@ -1,134 +1,171 @@
-"""The train stage: Keras fit with the best-by-validation checkpoint, logs and resume."""
+"""The train stage: Keras fit with the recipe's callbacks, resumable after any kill.
+
+A run directory holds everything a later stage needs (``config.json``, ``spm.model``,
+``best.weights.h5``, ``decoding.json``, ``train.json``) and, while training, one
+checkpoint per epoch (``checkpoints/``). Started again with the same config after a kill,
+the run goes on from its last finished epoch with everything it had decided: the best
+epoch and its score, early stopping's patience, the learning rate, the time spent.
+"""
 
 from __future__ import annotations
 
-import json
 import shutil
-import time
 from pathlib import Path
 
 import keras
 import sentencepiece as spm
 
-from pipeline import dataset
-from pipeline.config import Config, save_config
+from pipeline import checkpoints, corpus, dataset
+from pipeline.callbacks import Clock, EpochCheckpoint, Plateau, Selection, ValidationBLEU
+from pipeline.config import Config, load_config, save_config, to_dict
+from pipeline.constants import DEFAULT_BEAM_SIZE, EOS_ID
+from pipeline.files import copy_file, replace_file, write_json
 from pipeline.models import build_model
-from pipeline.models.losses import masked_accuracy, masked_cross_entropy
+from pipeline.models.losses import MaskedCrossEntropy, masked_accuracy, masked_cross_entropy
 from pipeline.plots import plot_history
 
 # The files of a run directory, shared with export and evaluate.
 CONFIG = "config.json"
 TOKENIZER = "spm.model"
 BEST_WEIGHTS = "best.weights.h5"
-SUMMARY = "train.json"
+DECODING = "decoding.json"  # the beam size and the length penalty tuned on validation
+SUMMARY = "train.json"  # written last: a run with it is finished
+CHECKPOINTS = "checkpoints"
+LOG = "log.csv"
 
 
-class TimeBudget(keras.callbacks.Callback):
-    """Stops before an epoch that would end after ``minutes`` of training in this process."""
-
-    def __init__(self, minutes: float | None):
-        super().__init__()
-        self.seconds = minutes * 60 if minutes else None
-        self.first_epoch: int | None = None  # not 0 when BackupAndRestore resumed the run
-        self.stopped_epoch: int | None = None
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:
-            self.first_epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.seconds is None:
-            return
-        done = epoch + 1 - self.first_epoch
-        elapsed = time.monotonic() - self.start
-        if elapsed * (done + 1) / done > self.seconds:
-            self.stopped_epoch = epoch
-            self.model.stop_training = True
-
-
-class Throughput(keras.callbacks.Callback):
-    """Seconds spent on training steps alone: each epoch until its validation pass begins."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = 0.0
-        self.epoch_start: float | None = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.monotonic()
-
-    def on_test_begin(self, logs=None):
-        if self.epoch_start is not None:  # fit's validation pass, not a separate evaluate()
-            self.seconds += time.monotonic() - self.epoch_start
-            self.epoch_start = None
+class RunError(ValueError):
+    """A run directory cannot be resumed with the requested config."""
 
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
     optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
-    model.compile(optimizer=optimizer, loss=masked_cross_entropy, metrics=[masked_accuracy])
+    loss = MaskedCrossEntropy(cfg.train.label_smoothing)
+    # xent: the plain cross-entropy, comparable across label smoothing settings
+    model.compile(optimizer=optimizer, loss=loss, metrics=[masked_accuracy, xent])
     return model
 
 
-def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path) -> Path:
-    """Trains ``cfg.model.variant`` and returns the path of the run's summary.
+def xent(y_true, y_pred):
+    return masked_cross_entropy(y_true, y_pred)
 
-    The run directory keeps the resolved config, a copy of the tokenizer, the
-    best weights by validation loss, log.csv, TensorBoard logs and a backup
-    from which an interrupted run resumes at its last finished epoch.
-    """
+
+def validation_bleu(cfg: Config, data_dir: Path, sp: spm.SentencePieceProcessor) -> ValidationBLEU:
+    sources, references = corpus.read_split(cfg.pair, "validation", data_dir, cfg.data.eval_limit)
+    rows = [ids + [EOS_ID] for ids in sp.encode(sources)]
+    return ValidationBLEU(rows, references, sp.decode)
+
+
+def start_run(cfg: Config, run_dir: Path, tokenizer_path: Path, force: bool) -> None:
+    """A new run directory, or the same config in an unfinished one; ``force`` starts afresh."""
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if (run_dir / CONFIG).is_file() and to_dict(load_config(run_dir / CONFIG)) != to_dict(cfg):
+        raise RunError(
+            f"{run_dir} holds a run with another config; use another --run-dir, or --force to start afresh"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / CONFIG)
-    shutil.copyfile(tokenizer_path, run_dir / TOKENIZER)
+    copy_file(tokenizer_path, run_dir / TOKENIZER)
+
+
+def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, force: bool = False) -> Path:
+    """Trains ``cfg.model.variant`` until early stopping or ``cfg.train.epochs``; returns ``train.json``.
+
+    A finished run (one with ``train.json``) is reused as it is; ``force`` redoes it.
+    """
+    if (run_dir / SUMMARY).is_file() and not force:
+        print(f"{run_dir} is trained already ({SUMMARY}); --force trains it again")
+        return run_dir / SUMMARY
+    start_run(cfg, run_dir, tokenizer_path, force)
     keras.utils.set_random_seed(cfg.train.seed)
 
-    vocab_size = spm.SentencePieceProcessor(model_file=str(tokenizer_path)).vocab_size()
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer_path))
     train_batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer_path, cfg.data, training=True)
     val_batches = dataset.batches(cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, training=False)
     tokens_per_epoch = dataset.count_target_tokens(train_batches)
-    model = compile_model(build_model(cfg.model, vocab_size), cfg)
-    print(f"{cfg.model.variant}: {model.count_params():,} parameters, vocabulary {vocab_size}")
+    model = compile_model(build_model(cfg.model, sp.vocab_size()), cfg)
+    print(f"{cfg.model.variant}: {model.count_params():,} parameters, vocabulary {sp.vocab_size()}")
 
-    budget, throughput = TimeBudget(cfg.train.time_budget_minutes), Throughput()
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.ModelCheckpoint(
-            str(run_dir / BEST_WEIGHTS), monitor="val_loss", save_best_only=True, save_weights_only=True
-        ),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience),
-        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
-        budget,
-        throughput,
-    ]
-    start = time.monotonic()
-    history = model.fit(
-        train_batches,
-        validation_data=val_batches,
-        epochs=cfg.train.epochs,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=1,
-    )  # shuffled by tf.data
-    seconds = time.monotonic() - start
+    bleu = validation_bleu(cfg, data_dir, sp)
+    selection, plateau = Selection(cfg.train.patience), Plateau(cfg.train.plateau_patience)
+    clock = Clock(cfg.train.time_budget_minutes)
+    stateful = {"selection": selection, "plateau": plateau, "clock": clock}
+    checkpoint = EpochCheckpoint(run_dir / CHECKPOINTS, run_dir / LOG, stateful, cfg.train.average)
+    state = checkpoints.restore(run_dir / CHECKPOINTS, model)
+    if state:
+        checkpoint.restore(state)
+        for name, callback in stateful.items():
+            callback.restore(state["callbacks"][name])
+        print(f"resuming after epoch {state['epoch']} (process {checkpoint.process})")
+    done = state.get("epoch", 0)
+    if done < cfg.train.epochs and not (selection.stopped or clock.fired):
+        model.fit(
+            train_batches,
+            validation_data=val_batches,
+            initial_epoch=done,
+            epochs=cfg.train.epochs,
+            callbacks=[
+                bleu,
+                selection,
+                plateau,
+                clock,
+                checkpoint,
+                keras.callbacks.TensorBoard(run_dir / "tb"),
+            ],
+            shuffle=False,  # shuffled by tf.data
+            verbose=1,
+        )
+    return finish(cfg, run_dir, model, bleu, checkpoint.history, selection, clock, tokens_per_epoch)
 
-    val_losses = history.history.get("val_loss", [])
-    epochs = len(val_losses)
+
+def finish(cfg, run_dir, model, bleu, history, selection, clock, tokens_per_epoch) -> Path:
+    """Best weights (one checkpoint, or the average of the best few if that scores higher on
+    validation), the length penalty tuned on validation, the figure and ``train.json``."""
+    folder = run_dir / CHECKPOINTS
+    checkpoints.load_weights(folder, selection.best_epoch, model)
+    chosen, val_bleu, averaging = [selection.best_epoch], selection.best, None
+    if cfg.train.average > 1:
+        best = sorted(history, key=lambda r: -r["val_bleu"])[: cfg.train.average]
+        epochs = sorted(r["epoch"] for r in best)
+        checkpoints.average(folder, epochs, model)
+        averaged = bleu.score(model)
+        print(f"average of epochs {epochs}: validation BLEU {averaged} (best single epoch {val_bleu})")
+        averaging = {"epochs": epochs, "val_bleu_greedy": averaged, "kept": averaged > val_bleu}
+        if averaging["kept"]:
+            chosen, val_bleu = epochs, averaged
+        else:
+            checkpoints.load_weights(folder, selection.best_epoch, model)
+    replace_file(run_dir / BEST_WEIGHTS, lambda tmp: model.save_weights(tmp))
+
+    by_alpha = {}
+    for alpha in cfg.train.length_penalties:
+        by_alpha[str(alpha)] = bleu.score(model, DEFAULT_BEAM_SIZE, alpha)
+        print(f"length penalty {alpha}: validation BLEU {by_alpha[str(alpha)]} (beam {DEFAULT_BEAM_SIZE})")
+    alpha = float(max(cfg.train.length_penalties, key=lambda a: by_alpha[str(a)]))
+    write_json(run_dir / DECODING, {"beam_size": DEFAULT_BEAM_SIZE, "length_penalty": alpha,
+                                    "validation_bleu_by_length_penalty": by_alpha})  # fmt: skip
+    plot_history(run_dir / LOG, run_dir / "training.png")
+
+    epochs = len(history)
     summary = {
         "variant": cfg.model.variant,
         "parameters": model.count_params(),
-        "epochs_this_process": epochs,
-        "stopped_by_time_budget": budget.stopped_epoch is not None,
-        "best_val_loss": min(val_losses) if val_losses else None,
-        "train_seconds_this_process": round(seconds, 1),
+        "epochs": epochs,
+        "best_epoch": selection.best_epoch,
+        "best_epoch_val_bleu_greedy": selection.best,
+        "averaging": averaging,  # the best checkpoints' average and its score, kept or not
+        "averaged_epochs": chosen if len(chosen) > 1 else None,
+        "val_bleu_greedy": val_bleu,  # of the chosen weights
+        "stopped_by": "early stopping" if selection.stopped else "time budget" if clock.fired else "epochs",
+        "length_penalty": alpha,
+        "train_seconds": round(clock.seconds, 1),  # whole epochs, all processes
+        "processes": max((r["process"] for r in history), default=0),
         "target_tokens_per_epoch": tokens_per_epoch,
         # real (unpadded) target tokens per second of training steps, validation excluded
-        "tokens_per_second": round(tokens_per_epoch * epochs / throughput.seconds) if epochs else None,
-        "history": history.history,
+        "tokens_per_second": round(tokens_per_epoch * epochs / clock.step_seconds) if epochs else None,
+        "history": history,
     }
-    plot_history(run_dir / "log.csv", run_dir / "training.png")
-    out = run_dir / SUMMARY
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    out = write_json(run_dir / SUMMARY, summary)
+    checkpoints.prune(folder, {selection.best_epoch})  # and the newest, to continue by hand
     return out

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY
+from pipeline.constants import DEFAULT_BEAM_SIZE
 from pipeline.evaluate import load_translator, translate_all
 
 
@@ -15,7 +15,7 @@ def translate_stream(
     lines_in: TextIO = sys.stdin,
     lines_out: TextIO = sys.stdout,
     beam_size: int = DEFAULT_BEAM_SIZE,
-    length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    length_penalty: float | None = None,  # the model's own, tuned on validation
     batch_size: int = 64,
 ) -> int:
     """Translates every line; empty lines stay empty. Returns the number of lines."""

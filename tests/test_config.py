@@ -6,11 +6,18 @@ from pipeline.config import PRESETS, Config, load_config, make_config, save_conf
 
 
 def test_presets_exist_and_differ():
-    assert {"tiny", "quick", "full"} <= set(PRESETS)
-    tiny, quick, full = (make_config(name) for name in ("tiny", "quick", "full"))
+    assert {"tiny", "quick", "converge", "full"} <= set(PRESETS)
+    tiny, quick, converge, full = (make_config(name) for name in ("tiny", "quick", "converge", "full"))
     assert tiny.preset == "tiny" and tiny.model.units < quick.model.units < full.model.units
     assert tiny.data.train_limit == 2000
-    assert quick.train.time_budget_minutes is not None
+    assert quick.train.time_budget_minutes is None  # epochs, not minutes
+    # The comparison and the long run share one recipe; only the model's size differs.
+    assert converge.train.label_smoothing == full.train.label_smoothing
+    assert converge.model.dropout == full.model.dropout
+    assert (
+        converge.train.length_penalties == full.train.length_penalties
+        and len(full.train.length_penalties) > 1
+    )
 
 
 def test_overrides_are_parsed_to_python_values():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline.constants import PAD_ID
-from pipeline.models.losses import masked_accuracy, masked_cross_entropy
+from pipeline.models.losses import MaskedCrossEntropy, masked_accuracy, masked_cross_entropy
 
 
 def test_uniform_logits_cost_log_vocab_size():
@@ -39,3 +39,18 @@ def test_masked_accuracy_counts_real_tokens_only():
     # Real positions: 1 hit, 2 miss, 3 hit. PAD positions predict PAD: hits that must not count.
     predicted = [[1, 3, PAD_ID], [3, PAD_ID, PAD_ID]]
     assert float(masked_accuracy(y_true, one_hot_logits(predicted))) == pytest.approx(2 / 3)
+
+
+def test_label_smoothing_mixes_in_the_uniform_cost():
+    # p = softmax(log [1, 1, 2, 4]) = (1/8, 1/8, 1/4, 1/2); the reference is id 3.
+    y_true = np.array([[3, PAD_ID]], np.int32)
+    logits = np.zeros((1, 2, 4), np.float32)
+    logits[0, 0] = np.log([1, 1, 2, 4])
+    logits[0, 1] = [50.0, -50.0, -50.0, -50.0]  # padding: not counted
+    nll = math.log(2)
+    uniform = -(math.log(1 / 8) * 2 + math.log(1 / 4) + math.log(1 / 2)) / 4  # mean over the vocabulary
+    expected = 0.9 * nll + 0.1 * uniform
+    assert float(masked_cross_entropy(y_true, logits, 0.1)) == pytest.approx(expected, abs=1e-5)
+    loss = MaskedCrossEntropy(label_smoothing=0.1)
+    assert float(loss(y_true, logits)) == pytest.approx(expected, abs=1e-5)
+    assert MaskedCrossEntropy.from_config(loss.get_config()).label_smoothing == 0.1

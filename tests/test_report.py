@@ -22,28 +22,62 @@ def test_bleu_by_length_scores_each_bucket_on_its_own_sentences():
     assert buckets["26+"] == {"sentences": 1, "bleu": 100.0}
 
 
-def row(variant: str, attention: str | None, bleu: float) -> dict:
+def row(variant: str, attention: str | None, bleu: float, p: float | None = None,
+        stopped_by: str = "early stopping") -> dict:  # fmt: skip
     return {
-        "variant": variant, "cell": "gru", "attention": attention, "parameters": 1234567, "epochs": 3,
-        "train_seconds": 300.0, "tokens_per_second": 6543, "val_bleu": bleu + 1, "val_chrf": 50.0,
-        "test_bleu_greedy": bleu - 0.5, "test_bleu": bleu, "test_chrf": 49.0,
+        "variant": variant, "cell": "gru", "attention": attention, "parameters": 1234567, "epochs": 12,
+        "best_epoch": 9, "train_seconds": 300.0, "tokens_per_second": 6543, "stopped_by": stopped_by,
+        "length_penalty": 0.6, "val_bleu": bleu + 1, "val_chrf": 50.0, "test_bleu_greedy": bleu - 0.5,
+        "test_bleu": bleu, "test_bleu_ci": 0.85, "test_bleu_lc": bleu + 0.75, "test_chrf": 49.0,
+        "p_vs_baseline": p,
         "test_bleu_by_length": {
-            "1-10": {"sentences": 5, "bleu": bleu + 2}, "11+": {"sentences": 7, "bleu": bleu - 2}
+            "1-10": {"sentences": 5, "bleu": bleu + 2}, "11+": {"sentences": 7, "bleu": None}
         },
     }  # fmt: skip
 
 
 def test_markdown_table_has_one_row_per_variant_with_its_numbers():
-    table = markdown_table(
-        [row("gru", None, 20.5), row("gru_bahdanau", "bahdanau", 31.25)], "de-en", "quick", 12
+    rows = [row("gru", None, 20.5, p=0.0009765), row("gru_bahdanau", "bahdanau", 31.25)]
+    table = markdown_table(rows, "de-en", "quick", 12, "gru_bahdanau")
+    lines = table.splitlines()
+    assert lines[0].startswith("Multi30k de-en, preset `quick`, test_2016_flickr (12 sentences)")
+    assert "against `gru_bahdanau`" in lines[0]
+    assert lines[2].split(" | ")[12:14] == ["p vs `gru_bahdanau`", "length penalty"]
+    rendered = [line for line in lines if line.startswith("| `")]
+    assert len(rendered) == 2
+    assert rendered[1] == (
+        "| `gru_bahdanau` | bahdanau | 1,234,567 | 12 | 9 | 5.0 | 6,543 | 32.25 | 30.75 | **31.25** ± 0.85 "
+        "| 32.0 | 49.0 | - | 0.6 | 33.25 | - |"
     )
-    lines = [line for line in table.splitlines() if line.startswith("| `")]
-    assert len(lines) == 2
-    assert lines[1].startswith(
-        "| `gru_bahdanau` | bahdanau | 1,234,567 | 3 | 5.0 | 6,543 | 32.25 | 50.0 | 30.75 | **31.25** |"
-    )
-    assert lines[0].endswith("| 22.5 | 18.5 |")
+    assert "| **20.5** ± 0.85 | 21.25 | 49.0 | 0.001 | 0.6 |" in rendered[0]
     assert "1-10: 5, 11+: 7" in table
+    assert "Every variant stopped by early stopping or its epoch limit (early stopping: `gru`, " in table
+
+
+def test_markdown_table_names_the_runs_the_time_guard_ended():
+    rows = [row("gru", None, 20.5, p=0.2, stopped_by="time budget"), row("gru_bahdanau", "bahdanau", 31.25)]
+    table = markdown_table(rows, "de-en", "quick", 12, "gru_bahdanau")
+    assert "The time guard ended the training of: `gru`." in table.splitlines()
+
+
+def test_plot_history_draws_a_resumed_run(tmp_path):
+    log = tmp_path / "run" / "log.csv"
+    log.parent.mkdir()
+    header = (
+        "epoch,process,loss,masked_accuracy,val_loss,val_masked_accuracy,xent,val_xent,val_bleu,"
+        "learning_rate,seconds"
+    )
+    epochs = [
+        "1,1,5.1,0.20,4.6,0.25,4.9,4.4,3.5,0.001,60.0",
+        "2,1,4.2,0.30,4.0,0.33,4.0,3.8,9.1,0.001,59.5",
+        "3,2,3.6,0.38,3.7,0.37,3.4,3.5,12.4,0.0005,61.2",  # resumed after a kill, rate halved
+    ]
+    log.write_text("\n".join([header, *epochs]) + "\n")
+    out = plots.plot_history(log, tmp_path / "training.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # an older log, without xent nor the process column: the loss instead
+    log.write_text("epoch,loss,val_loss\n1,5.0,4.5\n2,4.0,3.9\n")
+    assert plots.plot_history(log, tmp_path / "old.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_figures_are_written(tmp_path):

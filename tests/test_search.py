@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from pipeline.config import ModelConfig, make_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
-from pipeline.evaluate import score
+from pipeline.metrics import score
 from pipeline.models import build_model
 from pipeline.search import beam_search, greedy_search, max_output_lengths
 from pipeline.train import compile_model

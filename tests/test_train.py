@@ -1,13 +1,25 @@
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pipeline.config import load_config, make_config
-from pipeline.train import BEST_WEIGHTS, CONFIG, SUMMARY, TOKENIZER, TimeBudget, train
+from pipeline import checkpoints
+from pipeline.callbacks import Clock
+from pipeline.config import PRESETS, load_config, make_config
+from pipeline.models import build_model
+from pipeline.tokenizer import load_tokenizer
+from pipeline.train import BEST_WEIGHTS, CHECKPOINTS, CONFIG, DECODING, SUMMARY, TOKENIZER, RunError, train
 
 # The tiny preset on 256 pairs: 8 batches per epoch, 64 validation pairs.
 TINY = ["data.train_limit=256"]
+HARNESS = Path(__file__).with_name("train_process.py")
 
 
 def read_log(run_dir) -> list[dict]:
@@ -17,39 +29,55 @@ def read_log(run_dir) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def run_dir(prepared_data, spm_model, tmp_path_factory):
-    cfg = make_config("tiny", overrides=[*TINY, "train.epochs=2"])
+    cfg = make_config("tiny", overrides=[*TINY, "train.epochs=2", "train.length_penalties=[0.0, 1.0]"])
     run_dir = tmp_path_factory.mktemp("run")
     assert train(cfg, run_dir, prepared_data, spm_model) == run_dir / SUMMARY
     return run_dir
 
 
 def test_run_dir_holds_everything_later_stages_need(run_dir, spm_model):
-    assert load_config(run_dir / CONFIG) == make_config("tiny", overrides=[*TINY, "train.epochs=2"])
+    assert load_config(run_dir / CONFIG) == make_config(
+        "tiny", overrides=[*TINY, "train.epochs=2", "train.length_penalties=[0.0, 1.0]"]
+    )
     assert (run_dir / TOKENIZER).read_bytes() == spm_model.read_bytes()
     assert (run_dir / BEST_WEIGHTS).stat().st_size > 0
-    assert not (run_dir / "backup").exists()  # removed once training finished
     assert (run_dir / "training.png").stat().st_size > 0
+    decoding = json.loads((run_dir / DECODING).read_text())
+    by_alpha = decoding["validation_bleu_by_length_penalty"]
+    assert set(by_alpha) == {"0.0", "1.0"}
+    assert by_alpha[str(decoding["length_penalty"])] == max(by_alpha.values())
+    assert not list(run_dir.rglob(".*"))  # no temporaries left behind
 
 
-def test_logs_one_row_per_epoch(run_dir):
+def test_logs_one_row_per_epoch_and_a_summary_of_the_run(run_dir):
     rows = read_log(run_dir)
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
-    assert {"loss", "val_loss", "masked_accuracy", "val_masked_accuracy"} <= set(rows[0])
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"loss", "val_loss", "val_bleu", "xent", "val_xent", "learning_rate", "seconds"} <= set(rows[0])
     summary = json.loads((run_dir / SUMMARY).read_text())
     assert summary["variant"] == "gru_bahdanau"
-    assert summary["epochs_this_process"] == 2
-    assert summary["stopped_by_time_budget"] is False
-    assert summary["best_val_loss"] == pytest.approx(min(float(r["val_loss"]) for r in rows), rel=1e-6)
-    assert summary["history"]["loss"][1] < summary["history"]["loss"][0]  # it learns something
+    assert summary["epochs"] == 2 and summary["processes"] == 1
+    assert summary["stopped_by"] == "epochs"
+    best = max(rows, key=lambda r: float(r["val_bleu"]))
+    assert summary["best_epoch"] == int(best["epoch"])
+    assert summary["val_bleu_greedy"] == pytest.approx(float(best["val_bleu"]))
+    assert summary["train_seconds"] == pytest.approx(sum(float(r["seconds"]) for r in rows), abs=0.2)
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])  # it learns something
 
 
-def test_time_budget_stops_after_the_first_epoch(prepared_data, spm_model, tmp_path):
-    # 0.06 s: the first epoch alone overruns it, so no second epoch may start.
-    cfg = make_config("tiny", overrides=[*TINY, "train.epochs=3", "train.time_budget_minutes=0.001"])
-    summary = json.loads(train(cfg, tmp_path, prepared_data, spm_model).read_text())
-    assert summary["epochs_this_process"] == 1
-    assert summary["stopped_by_time_budget"] is True
-    assert len(read_log(tmp_path)) == 1
+def test_a_finished_run_is_reused_and_force_trains_again(run_dir, prepared_data, spm_model, capsys):
+    cfg = load_config(run_dir / CONFIG)
+    before = (run_dir / SUMMARY).stat().st_mtime_ns
+    assert train(cfg, run_dir, prepared_data, spm_model) == run_dir / SUMMARY
+    assert (run_dir / SUMMARY).stat().st_mtime_ns == before
+    assert "trained already" in capsys.readouterr().out
+
+
+def test_an_unfinished_run_refuses_another_config(run_dir, prepared_data, spm_model, tmp_path):
+    other = tmp_path / "run"
+    other.mkdir()
+    (other / CONFIG).write_text((run_dir / CONFIG).read_text())
+    with pytest.raises(RunError, match="another config"):
+        train(make_config("tiny", overrides=["train.epochs=3"]), other, prepared_data, spm_model)
 
 
 class FakeClock:
@@ -64,18 +92,17 @@ class Stoppable:
     stop_training = False
 
 
-def run_budget(minutes, epoch_seconds: list[float], monkeypatch) -> int:
-    """Epochs a TimeBudget lets run when they take ``epoch_seconds`` each."""
-    clock = FakeClock()
-    monkeypatch.setattr("pipeline.train.time.monotonic", clock)
-    budget = TimeBudget(minutes)
-    budget.set_model(Stoppable())
-    budget.on_train_begin()
+def run_budget(minutes, epoch_seconds: list[float], monkeypatch, clock=None) -> int:
+    """Epochs a Clock lets run when they take ``epoch_seconds`` each."""
+    fake = FakeClock()
+    monkeypatch.setattr("pipeline.callbacks.time.monotonic", fake)
+    clock = clock or Clock(minutes)
+    clock.set_model(Stoppable())
     for epoch, seconds in enumerate(epoch_seconds):
-        budget.on_epoch_begin(epoch)
-        clock.now += seconds
-        budget.on_epoch_end(epoch)
-        if budget.model.stop_training:
+        clock.on_epoch_begin(epoch)
+        fake.now += seconds
+        clock.on_epoch_end(epoch, {})
+        if clock.model.stop_training:
             return epoch + 1
     return len(epoch_seconds)
 
@@ -85,3 +112,136 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
     assert run_budget(1.0, [25.0] * 5, monkeypatch) == 2
     assert run_budget(1.0, [19.0] * 5, monkeypatch) == 3  # 57 s, a 4th would end at 76 s
     assert run_budget(None, [1000.0] * 5, monkeypatch) == 5  # no budget, no stop
+
+
+def test_time_budget_counts_the_time_of_earlier_processes(monkeypatch):
+    first = Clock(1.0)
+    assert run_budget(None, [25.0], monkeypatch, clock=first) == 1  # one epoch, then killed
+    resumed = Clock(1.0)
+    resumed.restore(first.state())
+    assert run_budget(None, [25.0] * 5, monkeypatch, clock=resumed) == 1  # 50 s spent: a third would overrun
+    assert resumed.fired and resumed.seconds == 50.0
+
+
+def harness(run_dir: Path, data_dir: Path, spm_model: Path, overrides: list[str], **env) -> subprocess.Popen:
+    """A real training process (tests/train_process.py) on the tiny preset."""
+    command = [
+        sys.executable,
+        str(HARNESS),
+        str(run_dir),
+        str(data_dir),
+        str(spm_model),
+        "tiny",
+        *TINY,
+        *overrides,
+    ]
+    return subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=HARNESS.parents[1],
+    )
+
+
+def kill_when_paused(process: subprocess.Popen, marker: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended before pausing:\n{process.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"no {marker.name} within {timeout} s")
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+
+
+def weights_of(path: Path, cfg, vocab_size: int) -> list[np.ndarray]:
+    model = build_model(cfg.model, vocab_size)
+    model.load_weights(path)
+    return [w.numpy() for w in model.weights]
+
+
+@pytest.mark.slow
+def test_a_run_killed_twice_ends_as_if_never_killed(prepared_data, spm_model, tmp_path):
+    # Scripted validation BLEU 20, 10, 15, 12, 11 with patience 4 and plateau patience 2:
+    # epoch 1 stays the best; the rate halves after epoch 3 (two epochs without a better
+    # score, one of them before a kill); the run stops after epoch 5 (four epochs without).
+    run_dir = tmp_path / "run"
+    overrides = [
+        "train.epochs=8",
+        "train.patience=4",
+        "train.plateau_patience=2",
+        "train.learning_rate=0.004",
+    ]
+    env = {"SCRIPTED_BLEU": "20,10,15,12,11,9,9,9", "PAUSE_AT": "2:3,3:3"}
+    # Killed in the middle of epoch 2, after the first finished epoch ...
+    kill_when_paused(
+        harness(run_dir, prepared_data, spm_model, overrides, **env), Path(f"{run_dir}.paused-2")
+    )
+    assert checkpoints.epochs(run_dir / CHECKPOINTS) == [1]
+    # ... and in the middle of epoch 3, with patience and plateau counting.
+    kill_when_paused(
+        harness(run_dir, prepared_data, spm_model, overrides, **env), Path(f"{run_dir}.paused-3")
+    )
+    assert checkpoints.epochs(run_dir / CHECKPOINTS) == [1, 2]
+    assert not (run_dir / SUMMARY).exists()
+    last = harness(run_dir, prepared_data, spm_model, overrides, **env)
+    output, _ = last.communicate(timeout=600)
+    assert last.returncode == 0, output[-3000:]
+
+    rows = read_log(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert [int(r["process"]) for r in rows] == [1, 2, 3, 3, 3]
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.004, 0.004, 0.004, 0.002, 0.002])
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    assert summary["stopped_by"] == "early stopping"
+    assert summary["epochs"] == 5 and summary["processes"] == 3
+    assert summary["best_epoch"] == 1 and summary["val_bleu_greedy"] == 20.0
+    assert summary["train_seconds"] == pytest.approx(sum(float(r["seconds"]) for r in rows), abs=0.2)
+
+    # The best weights are epoch 1's, not the last epoch's.
+    cfg, vocab = load_config(run_dir / CONFIG), load_tokenizer(spm_model).vocab_size()
+    best = weights_of(run_dir / BEST_WEIGHTS, cfg, vocab)
+    first = weights_of(checkpoints.epoch_dir(run_dir / CHECKPOINTS, 1) / checkpoints.WEIGHTS, cfg, vocab)
+    final = weights_of(checkpoints.epoch_dir(run_dir / CHECKPOINTS, 5) / checkpoints.WEIGHTS, cfg, vocab)
+    assert all(np.array_equal(b, f) for b, f in zip(best, first, strict=True))
+    assert not all(np.array_equal(b, f) for b, f in zip(best, final, strict=True))
+
+    from pipeline.export import export
+
+    exported = export(run_dir, tmp_path / "saved" / "model")
+    import tensorflow as tf
+
+    translator = tf.saved_model.load(str(exported))
+    out = translator.translate(tf.constant(["Ein Hund läuft."]), tf.constant(2), tf.constant(0.6))
+    assert out["translations"].shape == (1,)
+
+
+@pytest.mark.slow
+def test_training_amount_does_not_depend_on_the_machines_speed(prepared_data, spm_model, tmp_path):
+    # The same preset on a machine whose steps take 0.25 s longer trains the same epochs.
+    overrides = ["train.epochs=6", "train.patience=2"]
+    env = {"SCRIPTED_BLEU": "5,6,7,7,7,7"}  # no better score after epoch 3: stop after epoch 5
+    runs = {}
+    for name, slow in (("fast", "0"), ("slow", "0.25")):
+        process = harness(tmp_path / name, prepared_data, spm_model, overrides, SLOW_STEP=slow, **env)
+        output, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, output[-3000:]
+        runs[name] = json.loads((tmp_path / name / SUMMARY).read_text())
+    assert runs["slow"]["train_seconds"] > runs["fast"]["train_seconds"] + 5 * 8 * 0.25 * 0.9
+    for key in ("epochs", "best_epoch", "stopped_by"):
+        assert runs["slow"][key] == runs["fast"][key]
+    assert runs["fast"]["epochs"] == 5
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_fixes_its_training_in_epochs_with_at_most_a_generous_guard(preset):
+    train_cfg = make_config(preset).train
+    assert train_cfg.epochs >= 1
+    # A time budget is only a guard against a runaway run, never what ends a normal one.
+    assert train_cfg.time_budget_minutes is None or train_cfg.time_budget_minutes >= 60

@@ -30,6 +30,7 @@ def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Seq2Se
         attention_units=cfg.attention_units,
         dropout=cfg.dropout,
         fused=fused,
+        tie_embeddings=cfg.tie_embeddings,
         name=cfg.variant,
     )
     model.build()

@@ -41,6 +41,9 @@ class RecurrentDecoder(keras.layers.Layer):
         attention_units: hidden size of the Bahdanau scorer (Luong's is ``units``).
         dropout: dropout on the embeddings and before the output projection.
         fused: hoist the embeddings' input projection out of the loop (same weights).
+        tie_embeddings: the output projection is the embedding matrix, transposed and scaled
+            by 1/sqrt(embedding_dim) (its N(0, 1) entries would saturate the softmax at the
+            start), plus a bias; the deep output then has embedding_dim units.
 
     Call arguments:
         target_in: (batch, tgt_len) ids, BOS first, right-padded.
@@ -69,6 +72,7 @@ class RecurrentDecoder(keras.layers.Layer):
         attention_units: int | None = None,
         dropout: float = 0.0,
         fused: bool = True,
+        tie_embeddings: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,6 +86,7 @@ class RecurrentDecoder(keras.layers.Layer):
         self.attention_units = attention_units or units
         self.dropout = dropout
         self.fused = fused
+        self.tie_embeddings = tie_embeddings
         self.embedding = embedding(vocab_size, embedding_dim)
         self.embedding_dropout = keras.layers.Dropout(dropout)
         # One bridge per state tensor: the encoder's final state, squashed to our size.
@@ -93,9 +98,10 @@ class RecurrentDecoder(keras.layers.Layer):
         attention_units = units if attention == "luong" else self.attention_units
         self.attention = ATTENTIONS[attention](attention_units, name="attention") if attention else None
         # A deep output: the next token is read from the state, context and previous token.
-        self.readout = keras.layers.Dense(units, activation="tanh", name="readout")
+        self.readout_units = embedding_dim if tie_embeddings else units
+        self.readout = keras.layers.Dense(self.readout_units, activation="tanh", name="readout")
         self.readout_dropout = keras.layers.Dropout(dropout)
-        self.projection = keras.layers.Dense(vocab_size, name="projection")
+        self.projection = None if tie_embeddings else keras.layers.Dense(vocab_size, name="projection")
 
     def build(self, target_in_shape, memory_shape, memory_mask_shape=None, encoder_states_shape=None):
         batch, memory_dim = memory_shape[0], memory_shape[-1]
@@ -107,7 +113,12 @@ class RecurrentDecoder(keras.layers.Layer):
         if self.attention:
             self.attention.build((batch, self.units), values_shape=memory_shape)
         self.readout.build((batch, self.units + context_dim + self.embedding_dim))
-        self.projection.build((batch, self.units))
+        if self.tie_embeddings:
+            self.output_bias = self.add_weight(
+                shape=(self.vocab_size,), initializer="zeros", name="output_bias"
+            )
+        else:
+            self.projection.build((batch, self.readout_units))
 
     def start(self, memory, memory_mask, encoder_states):
         """The constant per-sentence inputs and the state before the first step.
@@ -169,7 +180,10 @@ class RecurrentDecoder(keras.layers.Layer):
     def logits(self, state, embedded, training=False):
         """Output logits (..., vocab_size) for the given state and previous-token embedding."""
         features = ops.concatenate([state["cells"][0], state["context"], embedded], axis=-1)
-        features = self.readout_dropout(self.readout(features), training=training)
+        features = self.readout_dropout(self.readout(features), training=training)  # (..., readout_units)
+        if self.tie_embeddings:
+            scale = 1.0 / self.embedding_dim**0.5
+            return ops.matmul(features, ops.transpose(self.embedding.embeddings)) * scale + self.output_bias
         return self.projection(features)
 
     def call(self, target_in, memory, memory_mask, encoder_states, training=False):
@@ -207,4 +221,5 @@ class RecurrentDecoder(keras.layers.Layer):
             "attention_units": self.attention_units,
             "dropout": self.dropout,
             "fused": self.fused,
+            "tie_embeddings": self.tie_embeddings,
         }

@@ -17,6 +17,7 @@ class Seq2Seq(keras.Model):
         cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``, for encoder and decoder.
         attention: ``None`` (a single context vector), ``"bahdanau"`` or ``"luong"``.
         embedding_dim, units, attention_units, dropout: sizes and regularisation.
+        tie_embeddings: the output projection reuses the target embeddings (see RecurrentDecoder).
         fused: the loops with their input products hoisted out (``pipeline.models.recurrence``);
             False runs the Keras layers and cells step by step. Same weights, same function.
 
@@ -43,6 +44,7 @@ class Seq2Seq(keras.Model):
         attention_units: int | None = None,
         dropout: float = 0.0,
         fused: bool = True,
+        tie_embeddings: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -54,6 +56,7 @@ class Seq2Seq(keras.Model):
         self.attention_units = attention_units or units
         self.dropout = dropout
         self.fused = fused
+        self.tie_embeddings = tie_embeddings
         self.encoder = RecurrentEncoder(
             vocab_size, embedding_dim, units, cell=cell, dropout=dropout, fused=fused, name="encoder"
         )
@@ -66,6 +69,7 @@ class Seq2Seq(keras.Model):
             attention_units=self.attention_units,
             dropout=dropout,
             fused=fused,
+            tie_embeddings=tie_embeddings,
             name="decoder",
         )
 
@@ -93,4 +97,5 @@ class Seq2Seq(keras.Model):
             "attention_units": self.attention_units,
             "dropout": self.dropout,
             "fused": self.fused,
+            "tie_embeddings": self.tie_embeddings,
         }

@@ -1,0 +1,69 @@
+"""Writes that a kill cannot leave half done: write aside, then rename into place.
+
+A later stage only ever sees the old file or the new one, never a truncated one that
+looks finished, because ``os.replace`` within one folder is atomic on POSIX.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def replace_file(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Calls ``write(tmp)`` for a temporary path beside ``path`` (same suffix), then renames it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix="".join(path.suffixes), dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return replace_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def copy_file(source: Path, path: Path) -> Path:
+    return replace_file(path, lambda tmp: shutil.copyfile(source, tmp))
+
+
+def replace_dir(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Calls ``write(tmp_dir)`` for a fresh folder beside ``path``, then renames it to ``path``.
+
+    ``path`` must not exist yet (a folder cannot be replaced atomically by another one).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        write(staging)
+        os.chmod(staging, 0o755)  # mkdtemp makes it 0700
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def remove_stale(folder: Path) -> None:
+    """Deletes the dot-prefixed temporaries that ``replace_file`` and ``replace_dir`` leave when killed."""
+    for leftover in Path(folder).glob(".*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)

@@ -1,0 +1,86 @@
+"""The recipe's evidence: runs that differ in one setting, compared on the validation split only.
+
+Reads each run directory as the train stage leaves it and writes ``tuning.json`` and
+``tuning.md``: the settings that differ, greedy validation BLEU of the best epoch, of the
+average of the best checkpoints, beam-5 validation BLEU at each length penalty tried, and
+what halving the learning rate on a plateau did.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.files import write_json, write_text
+
+SETTINGS = (("model", "dropout"), ("train", "label_smoothing"), ("model", "tie_embeddings"),
+            ("model", "units"), ("train", "learning_rate"))  # fmt: skip
+
+
+def halvings(history: list[dict]) -> dict:
+    """Epochs after which the learning rate went down, and the best greedy validation BLEU
+    before the first of them and after it."""
+    pairs = zip(history, history[1:], strict=False)  # (epoch, the next one)
+    after = [r["epoch"] for r, nxt in pairs if nxt["learning_rate"] < r["learning_rate"]]
+    if not after:
+        return {"after_epochs": [], "best_before": None, "best_after": None}
+    first = after[0]
+    return {
+        "after_epochs": after,
+        "best_before": max(r["val_bleu"] for r in history if r["epoch"] <= first),
+        "best_after": max((r["val_bleu"] for r in history if r["epoch"] > first), default=None),
+    }
+
+
+def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
+    """Writes ``tuning.json`` and ``tuning.md`` to ``out_dir``; returns tuning.json."""
+    rows = []
+    for run_dir in run_dirs:
+        config = json.loads((run_dir / "config.json").read_text())
+        summary = json.loads((run_dir / "train.json").read_text())
+        decoding = json.loads((run_dir / "decoding.json").read_text())
+        averaging = summary.get("averaging") or {}
+        rows.append({
+            "run": run_dir.name,
+            "settings": {name: config[section][name] for section, name in SETTINGS},
+            "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
+            "stopped_by": summary["stopped_by"],
+            "val_bleu_best_epoch": summary.get("best_epoch_val_bleu_greedy", summary["val_bleu_greedy"]),
+            "averaged_epochs": averaging.get("epochs"), "val_bleu_averaged": averaging.get("val_bleu_greedy"),
+            "val_bleu_beam5": decoding["validation_bleu_by_length_penalty"],
+            "length_penalty": decoding["length_penalty"],
+            "plateau": halvings(summary["history"]),
+            "train_minutes": round(summary["train_seconds"] / 60, 1),
+        })  # fmt: skip
+    write_json(out_dir / "tuning.json", {"runs": rows})
+    write_text(out_dir / "tuning.md", markdown(rows))
+    return out_dir / "tuning.json"
+
+
+def markdown(rows: list[dict]) -> str:
+    names = [name for _, name in SETTINGS]
+    alphas = list(rows[0]["val_bleu_beam5"])
+    header = ["run", *names, "epochs", "best epoch", "val BLEU greedy, best epoch", "averaged (epochs)",
+              *[f"beam 5, lp {a}" for a in alphas], "train min"]  # fmt: skip
+    intro = ("Validation split only (1014 sentences), sacreBLEU cased. Greedy: the search that picks the "
+             "best epoch; averaged: the mean of the best checkpoints' weights; beam 5 at each length "
+             "penalty: the chosen weights.")  # fmt: skip
+    lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        averaged = (
+            "-" if r["val_bleu_averaged"] is None else f"{r['val_bleu_averaged']} {r['averaged_epochs']}"
+        )
+        best_alpha = str(r["length_penalty"])
+        beams = [f"**{v}**" if a == best_alpha else str(v) for a, v in r["val_bleu_beam5"].items()]
+        cells = [f"`{r['run']}`", *[str(r["settings"][n]) for n in names], str(r["epochs"]),
+                 str(r["best_epoch"]), str(r["val_bleu_best_epoch"]), averaged, *beams,
+                 str(r["train_minutes"])]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for r in rows:
+        p = r["plateau"]
+        if p["after_epochs"]:
+            lines.append(f"- `{r['run']}`: learning rate halved after epochs {p['after_epochs']}; best "
+                         f"greedy validation BLEU {p['best_before']} up to the first halving, "
+                         f"{p['best_after']} after it.")  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,54 @@
+import json
+
+from pipeline.tuning import halvings, summarize
+
+
+def history(bleus: list[float], rates: list[float]) -> list[dict]:
+    return [
+        {"epoch": i + 1, "val_bleu": b, "learning_rate": r}
+        for i, (b, r) in enumerate(zip(bleus, rates, strict=True))
+    ]
+
+
+def test_halvings_compare_the_best_score_before_and_after_the_first_one():
+    rows = history([10, 20, 19, 22, 21, 23], [2e-3, 2e-3, 2e-3, 1e-3, 1e-3, 5e-4])
+    # The rate fell between epochs 3 and 4 and between 5 and 6.
+    assert halvings(rows) == {"after_epochs": [3, 5], "best_before": 20, "best_after": 23}
+    assert halvings(history([1, 2], [1e-3, 1e-3])) == {
+        "after_epochs": [],
+        "best_before": None,
+        "best_after": None,
+    }
+
+
+def write_run(folder, dropout: float, best: float) -> None:
+    folder.mkdir()
+    config = {"model": {"dropout": dropout, "tie_embeddings": False, "units": 256},
+              "train": {"label_smoothing": 0.0, "learning_rate": 0.002}}  # fmt: skip
+    rows = history([best - 1, best, best - 0.5], [2e-3, 2e-3, 1e-3])
+    summary = {"epochs": 3, "best_epoch": 2, "stopped_by": "epochs", "val_bleu_greedy": best + 0.3,
+               "best_epoch_val_bleu_greedy": best, "train_seconds": 600.0, "history": rows,
+               "averaging": {"epochs": [1, 2, 3], "val_bleu_greedy": best + 0.3, "kept": True}}  # fmt: skip
+    decoding = {
+        "length_penalty": 0.8,
+        "validation_bleu_by_length_penalty": {"0.6": best + 1, "0.8": best + 2},
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "train.json").write_text(json.dumps(summary))
+    (folder / "decoding.json").write_text(json.dumps(decoding))
+
+
+def test_summary_table_has_a_row_per_run_with_its_setting_and_scores(tmp_path):
+    write_run(tmp_path / "a", 0.1, 30.0)
+    write_run(tmp_path / "b", 0.3, 32.0)
+    result = json.loads(summarize([tmp_path / "a", tmp_path / "b"], tmp_path / "out").read_text())
+    assert [r["settings"]["dropout"] for r in result["runs"]] == [0.1, 0.3]
+    table = (tmp_path / "out" / "tuning.md").read_text()
+    assert (
+        "| `b` | 0.3 | 0.0 | False | 256 | 0.002 | 3 | 2 | 32.0 | 32.3 [1, 2, 3] | 33.0 | **34.0** | 10.0 |"
+        in table
+    )
+    assert (
+        "- `a`: learning rate halved after epochs [2]; best greedy validation BLEU 30.0 up to the first"
+        in table
+    )
