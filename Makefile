@@ -130,10 +130,13 @@ bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/exported.txt)
 		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
 		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1)
 
-# Copy the default comparison and the benchmark into README.md, between their markers.
-readme: $(COMPARE)
-	$(PIPELINE) readme --compare $(COMPARE_DIR)/compare.md --readme README.md
-	test ! -f $(BENCH_DIR)/bench.md || $(PIPELINE) readme --compare $(BENCH_DIR)/bench.md --marker bench
+# Copy every table that has been produced into README.md, each between its markers.
+README_TABLES = full-de-en:reports/de-en/full/compare.md full-en-de:reports/en-de/full/compare.md \
+	converge:reports/de-en/converge/compare.md seeds:reports/de-en/converge/seeds.md \
+	tuning:reports/de-en/tuning/tuning.md quick:reports/de-en/quick/compare.md bench:$(BENCH_DIR)/bench.md
+readme: $(INSTALLED)
+	@$(foreach t,$(README_TABLES),test ! -f $(word 2,$(subst :, ,$(t))) || \
+		$(PIPELINE) readme --compare $(word 2,$(subst :, ,$(t))) --marker $(word 1,$(subst :, ,$(t))) --readme README.md;)
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest

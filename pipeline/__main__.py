@@ -13,7 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one stage; a user's mistake (``UserError``) is one line on stderr and exit status 1,
+    with the traceback only under ``--debug`` or ``NMT_DEBUG=1``."""
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     stages = parser.add_subparsers(dest="stage", required=True)
 
     def stage(name: str, help: str, pair: bool = True, preset: bool = False):
@@ -32,8 +35,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         return p
 
+    def beam_size(text: str) -> int:
+        if not text.isdigit() or not 1 <= int(text) <= 32:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a beam size from 1 to 32")
+        return int(text)
+
     def decoding(p):
-        p.add_argument("--beam-size", type=int, default=DEFAULT_BEAM_SIZE, help="1 is greedy (default 5)")
+        p.add_argument(
+            "--beam-size", type=beam_size, default=DEFAULT_BEAM_SIZE, help="1 is greedy (default 5)"
+        )
         p.add_argument(
             "--length-penalty",
             type=float,
@@ -114,22 +124,60 @@ def main(argv: list[str] | None = None) -> int:
     decoding(p)
 
     args = parser.parse_args(argv)
-    # Imported here so that --help answers at once, without loading TensorFlow.
+    from pipeline.errors import UserError  # no TensorFlow behind it
+
+    try:
+        return run(args)
+    except UserError as error:
+        if args.debug or os.environ.get("NMT_DEBUG") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+# Stages that read only JSON and Markdown: no TensorFlow.
+LIGHT_STAGES = ("readme", "seeds", "tuning")
+
+
+def load_tensorflow(quiet: bool) -> None:
+    """Imports TensorFlow, with its C++ start-up notes (CUDA probes, oneDNN) kept off stderr when
+    ``quiet``: TF_CPP_MIN_LOG_LEVEL no longer reaches them (tensorflow/tensorflow#100442)."""
+    if not quiet:
+        import tensorflow  # noqa: F401
+
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe, here rather than at the first op
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that --help answers at once, without loading TensorFlow; the config is
+    # checked before TensorFlow loads, so that a mistake in it is reported at once.
+    from pipeline.config import make_config
+
+    if getattr(args, "preset", None) is not None:
+        cfg = make_config(args.preset, args.pair, getattr(args, "variant", None), args.overrides)
+    if args.stage not in LIGHT_STAGES:
+        load_tensorflow(quiet=not (args.debug or os.environ.get("NMT_DEBUG") == "1"))
     if args.stage == "data":
         from pipeline.corpus import prepare
 
         print(prepare(args.pair, args.data_dir, args.manual_dir))
     elif args.stage == "tokenize":
-        from pipeline.config import make_config
         from pipeline.tokenizer import train_tokenizer
 
-        cfg = make_config(args.preset, args.pair, overrides=args.overrides)
         print(train_tokenizer(cfg.tokenizer, args.pair, args.data_dir, args.out_dir))
     elif args.stage == "train":
-        from pipeline.config import make_config
         from pipeline.train import train
 
-        cfg = make_config(args.preset, args.pair, args.variant, args.overrides)
         print(train(cfg, args.run_dir, args.data_dir, args.tokenizer, force=args.force))
     elif args.stage == "export":
         from pipeline.export import export
@@ -139,10 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             args.record.write_text(f"{path}\n")
         print(path)
     elif args.stage == "evaluate":
-        from pipeline.config import make_config
         from pipeline.evaluate import evaluate
 
-        cfg = make_config(args.preset, args.pair, overrides=args.overrides)
         evaluate(args.model, args.pair, args.split, args.data_dir, args.out_dir, cfg.data.eval_limit,
                  args.beam_size, args.length_penalty)  # fmt: skip
     elif args.stage == "report":
@@ -166,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.out_dir, args.steps, args.batch1_sentences, args.overrides,
                     fused=not args.plain, translation=not args.no_translation))  # fmt: skip
     elif args.stage == "readme":
-        from pipeline.report import splice_readme
+        from pipeline.readme import splice_readme
 
         print(splice_readme(args.readme, args.compare, args.marker))
     elif args.stage == "translate":

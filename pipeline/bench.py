@@ -28,7 +28,7 @@ from pipeline import corpus, dataset
 from pipeline.config import Config, make_config
 from pipeline.constants import PAD_ID
 from pipeline.evaluate import load_translator, translate_all
-from pipeline.flops import training_step_flops
+from pipeline.flops import matmul_rate, training_step_flops
 from pipeline.models import build_model
 from pipeline.tokenizer import load_tokenizer
 from pipeline.train import compile_model
@@ -38,19 +38,6 @@ TRANSLATION_KEYS = [f"{d}_{k}" for d in DECODINGS for k in ("b64_seconds", "b64_
                                                               "b1_ms_per_sentence")]  # fmt: skip
 Batches = list[tuple[dict, np.ndarray]]  # ({"source", "target_in"}, target_out), numpy
 EXPORTED = "exported.txt"  # in each run directory: the SavedModel version the export stage wrote
-
-
-def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of an (n, n) x (n, n) float32 product, the best of ``repeats`` timed runs."""
-    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
-    product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))  # the sum forces the work
-    product(a, b).numpy()  # trace and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product(a, b).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 def sample_batches(cfg: Config, data_dir: Path, tokenizer: Path, steps: int) -> Batches:

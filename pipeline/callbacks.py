@@ -176,12 +176,14 @@ class EpochCheckpoint(Stateful):
     """
 
     def __init__(self, folder: Path, log_csv: Path, stateful: dict[str, Stateful], keep_best: int,
-                 monitor: str = "val_bleu"):  # fmt: skip
+                 ceiling_gflops: float | None = None, monitor: str = "val_bleu"):  # fmt: skip
         super().__init__()
         self.folder, self.log_csv, self.stateful = folder, log_csv, stateful
         self.keep_best, self.monitor = max(keep_best, 1), monitor
         self.history: list[dict] = []  # one row of logs per finished epoch, all processes
         self.process = 1
+        # The machine of each process: its float32 matrix-product rate, the `make bench` ceiling.
+        self.ceilings: dict[str, float | None] = {"1": ceiling_gflops}
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, "process": self.process}
@@ -198,10 +200,11 @@ class EpochCheckpoint(Stateful):
         write_text(self.log_csv, history_csv(self.history))
 
     def state(self) -> dict:
-        return {"history": self.history, "process": self.process}
+        return {"history": self.history, "process": self.process, "ceilings": self.ceilings}
 
     def restore(self, state: dict) -> None:
         self.history, self.process = state["history"], state["process"] + 1
+        self.ceilings = {**state["ceilings"], str(self.process): self.ceilings["1"]}
 
 
 def history_csv(history: list[dict]) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.constants import PAIRS, VARIANT_NAMES
+from pipeline.errors import ConfigError
 from pipeline.files import write_text
 
 
@@ -128,7 +130,7 @@ def make_config(
 ) -> Config:
     """The defaults, then the preset, then the variant, then ``section.key=value`` overrides."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     tree = to_dict(Config(pair=pair, preset=preset))
     for section, values in PRESETS[preset].items():
         tree[section].update(values)
@@ -138,7 +140,9 @@ def make_config(
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
         if section not in tree or not isinstance(tree[section], dict) or name not in tree[section]:
-            raise ValueError(f"unknown setting {key!r} in override {item!r}")
+            raise ConfigError(
+                f"unknown setting {key!r} in --set {item}; the settings are {', '.join(settings(tree))}"
+            )
         tree[section][name] = _parse(value)
     return from_dict(tree)
 
@@ -157,23 +161,87 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+SECTIONS = {"tokenizer": TokenizerConfig, "data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+# Ranges, next to nothing else so that a reader finds them at once: (check, what is allowed).
+RANGES: dict[str, tuple[Any, str]] = {
+    "tokenizer.vocab_size": (lambda v: v >= 16, "at least 16"),
+    "tokenizer.model_type": (lambda v: v in ("unigram", "bpe", "char", "word"), "unigram, bpe, char or word"),
+    "tokenizer.train_limit": (lambda v: v is None or v >= 1, "None or at least 1"),
+    "data.batch_size": (lambda v: v >= 1, "at least 1"),
+    "data.max_length": (lambda v: v >= 2, "at least 2"),
+    "data.pool_batches": (lambda v: v >= 1, "at least 1"),
+    "data.train_limit": (lambda v: v is None or v >= 1, "None or at least 1"),
+    "data.eval_limit": (lambda v: v is None or v >= 1, "None or at least 1"),
+    "model.variant": (lambda v: v in VARIANT_NAMES, f"one of {', '.join(VARIANT_NAMES)}"),
+    "model.embedding_dim": (lambda v: v >= 1, "at least 1"),
+    "model.units": (lambda v: v >= 1, "at least 1"),
+    "model.attention_units": (lambda v: v >= 1, "at least 1"),
+    "model.dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "train.epochs": (lambda v: v >= 1, "at least 1"),
+    "train.learning_rate": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "train.clipnorm": (lambda v: v > 0, "positive"),
+    "train.label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "train.patience": (lambda v: v >= 1, "at least 1"),
+    "train.plateau_patience": (lambda v: v is None or v >= 1, "None or at least 1"),
+    "train.average": (lambda v: v >= 0, "0 (off) or more"),
+    "train.length_penalties": (
+        lambda v: len(v) >= 1 and all(0 <= a <= 10 for a in v),
+        "one or more in [0, 10]",
+    ),
+    "train.time_budget_minutes": (lambda v: v is None or v > 0, "None or positive"),
+}
+
+
+def _typed(key: str, value: Any, annotation: str) -> Any:
+    """``value`` as the field's type (an int where a float is asked is a float), or a ConfigError."""
+    allowed = {t.strip() for t in annotation.split("|")}
+    if value is None and "None" in allowed:
+        return None
+    if "bool" in allowed and isinstance(value, bool):
+        return value
+    if not isinstance(value, bool):  # bool is an int in Python, never one here
+        if "int" in allowed and isinstance(value, int):
+            return value
+        if "float" in allowed and isinstance(value, int | float):
+            return float(value)
+        if "str" in allowed and isinstance(value, str):
+            return value
+        if "tuple[float, ...]" in allowed and isinstance(value, list | tuple):
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+                return tuple(float(v) for v in value)
+    raise ConfigError(f"{key} must be {annotation.replace('|', 'or')}, not {value!r}")
+
+
 def from_dict(tree: dict[str, Any]) -> Config:
-    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    """A Config from its JSON form, every value checked for type and range."""
     kwargs: dict[str, Any] = {}
     for name, value in tree.items():
-        if name not in sections:
-            raise ValueError(f"unknown config section {name!r}")
-        if isinstance(value, dict):
-            cls = {
-                "tokenizer": TokenizerConfig,
-                "data": DataConfig,
-                "model": ModelConfig,
-                "train": TrainConfig,
-            }[name]
-            value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-            value = cls(**value)
-        kwargs[name] = value
+        if name in ("pair", "preset"):
+            kwargs[name] = value
+            continue
+        if name not in SECTIONS or not isinstance(value, dict):
+            raise ConfigError(f"unknown config section {name!r}")
+        fields = {f.name: f.type for f in dataclasses.fields(SECTIONS[name])}
+        checked = {}
+        for key, item in value.items():
+            if key not in fields:
+                raise ConfigError(f"unknown setting {name}.{key}")
+            checked[key] = _typed(f"{name}.{key}", item, fields[key])
+            check, allowed = RANGES.get(f"{name}.{key}", (lambda v: True, ""))
+            if not check(checked[key]):
+                raise ConfigError(f"{name}.{key} must be {allowed}, not {item!r}")
+        kwargs[name] = SECTIONS[name](**checked)
+    if kwargs.get("pair", "de-en") not in PAIRS:
+        raise ConfigError(f"unknown language pair {kwargs['pair']!r}; choose one of {', '.join(PAIRS)}")
     return Config(**kwargs)
+
+
+def settings(tree: dict[str, Any]) -> list[str]:
+    """Every ``section.key`` that ``--set`` accepts."""
+    return [
+        f"{section}.{key}" for section, values in tree.items() if isinstance(values, dict) for key in values
+    ]
 
 
 def save_config(cfg: Config, path: Path) -> Path:

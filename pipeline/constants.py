@@ -13,6 +13,9 @@ EOS_PIECE = "</s>"
 LANGUAGES = ("en", "de", "fr", "cs")
 PAIRS = ("de-en", "en-de", "fr-en", "en-fr", "cs-en", "en-cs")  # source-target
 
+# The model variants, named once: pipeline.models builds each (and checks it builds these).
+VARIANT_NAMES = ("rnn", "lstm", "gru", "lstm_bahdanau", "gru_bahdanau", "gru_luong")
+
 # The decoding the exported model uses when a client does not choose one.
 DEFAULT_BEAM_SIZE = 5
 DEFAULT_LENGTH_PENALTY = 0.6  # for an export whose run did not tune it

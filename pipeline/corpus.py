@@ -21,6 +21,7 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from pipeline.constants import PAIRS
+from pipeline.errors import ConfigError, UserError
 
 # Files of github.com/multi30k/dataset, data/task1/raw/, byte for byte.
 BASE_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/"
@@ -49,7 +50,7 @@ INSTRUCTIONS = (
 )
 
 
-class CorpusError(RuntimeError):
+class CorpusError(UserError):
     """A corpus file is missing, cannot be downloaded, or has the wrong digest."""
 
 
@@ -61,7 +62,7 @@ def file_names(pair: str) -> list[str]:
 
 def split_pair(pair: str) -> tuple[str, str]:
     if pair not in PAIRS:
-        raise ValueError(f"unknown language pair {pair!r}; choose one of {', '.join(PAIRS)}")
+        raise ConfigError(f"unknown language pair {pair!r}; choose one of {', '.join(PAIRS)}")
     source, target = pair.split("-")
     return source, target
 
@@ -182,6 +183,10 @@ def prepare(pair: str, data_dir: Path, manual_dir: Path | None = None) -> Path:
 def load_split(pair: str, split: str, data_dir: Path):
     """A prepared split as a tf.data.Dataset of (source, target) strings."""
     builder = Multi30k(config=pair, data_dir=str(data_dir))
+    if not builder.is_prepared():
+        raise UserError(
+            f"Multi30k {pair} is not prepared in {data_dir}: run the data stage first (make data)"
+        )
     return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
 
 

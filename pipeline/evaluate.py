@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from pipeline import corpus
 from pipeline.constants import DEFAULT_BEAM_SIZE
+from pipeline.errors import UserError
 from pipeline.export import latest_version
 from pipeline.files import write_json, write_text
 from pipeline.metrics import BOOTSTRAP_SAMPLES, score
@@ -21,7 +22,7 @@ def load_translator(model: Path):
     if not (model / "saved_model.pb").is_file():
         version = latest_version(model)
         if version is None:
-            raise FileNotFoundError(f"no SavedModel in {model} nor any numbered version under it")
+            raise UserError(f"no SavedModel in {model} nor any numbered version under it: export a run first")
         model = version
     return tf.saved_model.load(str(model)), model
 

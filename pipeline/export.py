@@ -29,6 +29,7 @@ import tensorflow_text as tf_text
 
 from pipeline.config import load_config
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, PAD_ID, UNK_ID
+from pipeline.errors import UserError
 from pipeline.models import build_model
 from pipeline.models.seq2seq import Seq2Seq
 from pipeline.search import beam_search
@@ -135,7 +136,7 @@ def export(run_dir: Path, base: Path) -> Path:
     """
     weights = run_dir / BEST_WEIGHTS
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights} does not exist: train before exporting")
+        raise UserError(f"{weights} does not exist: train the run (make train) before exporting it")
     cfg = load_config(run_dir / CONFIG)
     sentencepiece_model = run_dir / TOKENIZER
     model = build_model(cfg.model, load_tokenizer(sentencepiece_model).vocab_size())

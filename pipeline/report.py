@@ -227,16 +227,3 @@ def compare(
     for variant, examples in heatmaps.items():
         plots.plot_attention(examples, variant, out_dir / f"attention_{variant}.png")
     return write_json(out_dir / "compare.json", report)
-
-
-def splice_readme(readme: Path, compare_md: Path, marker: str = "compare") -> Path:
-    """Replaces the text between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` in the README."""
-    text = readme.read_text(encoding="utf-8")
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} block")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    body = compare_md.read_text(encoding="utf-8").strip()
-    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")
-    return readme

@@ -12,6 +12,7 @@ import sentencepiece as spm
 from pipeline import corpus
 from pipeline.config import TokenizerConfig
 from pipeline.constants import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, UNK_ID, UNK_PIECE
+from pipeline.errors import UserError
 
 
 def train_tokenizer(cfg: TokenizerConfig, pair: str, data_dir: Path, out_dir: Path) -> Path:
@@ -53,4 +54,12 @@ def train_tokenizer(cfg: TokenizerConfig, pair: str, data_dir: Path, out_dir: Pa
 
 
 def load_tokenizer(model_path: Path) -> spm.SentencePieceProcessor:
-    return spm.SentencePieceProcessor(model_file=str(model_path))
+    """The SentencePiece model at ``model_path``; a UserError if it is missing or not one."""
+    if not Path(model_path).is_file():
+        raise UserError(f"{model_path} does not exist: run the tokenize stage first (make tokenize)")
+    try:
+        return spm.SentencePieceProcessor(model_file=str(model_path))
+    except (OSError, RuntimeError) as error:
+        raise UserError(
+            f"{model_path} is not a SentencePiece model ({error}); run make tokenize again"
+        ) from error

@@ -19,10 +19,13 @@ from pipeline import checkpoints, corpus, dataset
 from pipeline.callbacks import Clock, EpochCheckpoint, Plateau, Selection, ValidationBLEU
 from pipeline.config import Config, load_config, save_config, to_dict
 from pipeline.constants import DEFAULT_BEAM_SIZE, EOS_ID
+from pipeline.errors import UserError
 from pipeline.files import copy_file, replace_file, write_json
+from pipeline.flops import matmul_rate
 from pipeline.models import build_model
 from pipeline.models.losses import MaskedCrossEntropy, masked_accuracy, masked_cross_entropy
 from pipeline.plots import plot_history
+from pipeline.tokenizer import load_tokenizer
 
 # The files of a run directory, shared with export and evaluate.
 CONFIG = "config.json"
@@ -34,7 +37,7 @@ CHECKPOINTS = "checkpoints"
 LOG = "log.csv"
 
 
-class RunError(ValueError):
+class RunError(UserError):
     """A run directory cannot be resumed with the requested config."""
 
 
@@ -77,10 +80,11 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, forc
     if (run_dir / SUMMARY).is_file() and not force:
         print(f"{run_dir} is trained already ({SUMMARY}); --force trains it again")
         return run_dir / SUMMARY
+    load_tokenizer(tokenizer_path)  # a missing or corrupt model fails here, before any work
     start_run(cfg, run_dir, tokenizer_path, force)
     keras.utils.set_random_seed(cfg.train.seed)
 
-    sp = spm.SentencePieceProcessor(model_file=str(tokenizer_path))
+    sp = load_tokenizer(tokenizer_path)
     train_batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer_path, cfg.data, training=True)
     val_batches = dataset.batches(cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, training=False)
     tokens_per_epoch = dataset.count_target_tokens(train_batches)
@@ -91,7 +95,8 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, forc
     selection, plateau = Selection(cfg.train.patience), Plateau(cfg.train.plateau_patience)
     clock = Clock(cfg.train.time_budget_minutes)
     stateful = {"selection": selection, "plateau": plateau, "clock": clock}
-    checkpoint = EpochCheckpoint(run_dir / CHECKPOINTS, run_dir / LOG, stateful, cfg.train.average)
+    ceiling = round(matmul_rate(), 1)  # this machine's speed, beside every time the run reports
+    checkpoint = EpochCheckpoint(run_dir / CHECKPOINTS, run_dir / LOG, stateful, cfg.train.average, ceiling)
     state = checkpoints.restore(run_dir / CHECKPOINTS, model)
     if state:
         checkpoint.restore(state)
@@ -116,13 +121,13 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, forc
             shuffle=False,  # shuffled by tf.data
             verbose=1,
         )
-    return finish(cfg, run_dir, model, bleu, checkpoint.history, selection, clock, tokens_per_epoch)
+    return finish(cfg, run_dir, model, bleu, checkpoint, selection, clock, tokens_per_epoch)
 
 
-def finish(cfg, run_dir, model, bleu, history, selection, clock, tokens_per_epoch) -> Path:
+def finish(cfg, run_dir, model, bleu, checkpoint, selection, clock, tokens_per_epoch) -> Path:
     """Best weights (one checkpoint, or the average of the best few if that scores higher on
     validation), the length penalty tuned on validation, the figure and ``train.json``."""
-    folder = run_dir / CHECKPOINTS
+    folder, history = run_dir / CHECKPOINTS, checkpoint.history
     checkpoints.load_weights(folder, selection.best_epoch, model)
     chosen, val_bleu, averaging = [selection.best_epoch], selection.best, None
     if cfg.train.average > 1:
@@ -161,6 +166,8 @@ def finish(cfg, run_dir, model, bleu, history, selection, clock, tokens_per_epoc
         "length_penalty": alpha,
         "train_seconds": round(clock.seconds, 1),  # whole epochs, all processes
         "processes": max((r["process"] for r in history), default=0),
+        # the `make bench` ceiling (float32 matrix product, GFLOP/s) of the machine of each process
+        "ceiling_gflops": checkpoint.ceilings,
         "target_tokens_per_epoch": tokens_per_epoch,
         # real (unpadded) target tokens per second of training steps, validation excluded
         "tokens_per_second": round(tokens_per_epoch * epochs / clock.step_seconds) if epochs else None,

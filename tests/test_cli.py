@@ -3,6 +3,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from pipeline.corpus import PAIRS
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -59,4 +61,68 @@ def test_unknown_pair_fails_with_a_clear_message(tmp_path):
     assert result.returncode != 0
     assert "xx-yy" in result.stderr
     assert all(pair in result.stderr for pair in PAIRS)  # says what would have worked
+    assert "Traceback" not in result.stderr
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit status 1, one line on stderr that names the problem, and no traceback."""
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+TRAIN = ("train", "--tokenizer", "spm.model", "--run-dir", "run")
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--variant", "gur"), ["model.variant must be one of", "gru_bahdanau"]),
+        (("--preset", "huge"), ["unknown preset 'huge'", "quick"]),
+        (("--set", "train.epoch=3"), ["unknown setting 'train.epoch'", "train.epochs"]),
+        (("--set", "train.epochs=abc"), ["train.epochs must be int, not 'abc'"]),
+        (("--set", "data.batch_size=0"), ["data.batch_size must be at least 1"]),
+        (("--set", "model.dropout=1.5"), ["model.dropout must be in [0, 1)"]),
+        (("--set", "tokenizer.vocab_size=4"), ["tokenizer.vocab_size must be at least 16"]),
+        (("--set", "train.learning_rate=0"), ["train.learning_rate must be in (0, 1]"]),
+        (("--set", "train.time_budget_minutes=-5"), ["train.time_budget_minutes must be None or positive"]),
+    ],
+)
+def test_config_mistakes_are_one_line_before_any_work(tmp_path, args, words):
+    start = time.monotonic()
+    result = pipeline_cli(*TRAIN, *args, cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    assert time.monotonic() - start < 10  # refused before TensorFlow loads, let alone the data
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_tokenizer_or_saved_model_is_one_line(tmp_path):
+    assert_one_line_error(pipeline_cli(*TRAIN, cwd=tmp_path), "spm.model does not exist", "make tokenize")
+    (tmp_path / "bad.model").write_bytes(b"not a model")
+    corrupt = pipeline_cli("train", "--tokenizer", "bad.model", "--run-dir", "run", cwd=tmp_path)
+    assert_one_line_error(corrupt, "bad.model is not a SentencePiece model")
+    assert_one_line_error(
+        pipeline_cli("export", "--run-dir", "run", "--out", "saved", cwd=tmp_path), "train the run"
+    )
+    assert_one_line_error(
+        pipeline_cli("evaluate", "--model", "nowhere", "--out-dir", "r", cwd=tmp_path),
+        "no SavedModel in nowhere",
+    )
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = pipeline_cli("--debug", *TRAIN, "--variant", "gur", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ConfigError" in result.stderr
+    command = [sys.executable, "-m", "pipeline", *TRAIN, "--variant", "gur"]
+    env = {**ENV, "NMT_DEBUG": "1"}
+    env_debug = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert "Traceback" in env_debug.stderr
+
+
+def test_a_bad_beam_size_is_a_usage_error(tmp_path):
+    result = pipeline_cli("translate", "--model", "m", "--beam-size", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "'0' is not a beam size from 1 to 32" in result.stderr
     assert "Traceback" not in result.stderr

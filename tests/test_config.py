@@ -1,8 +1,10 @@
 import dataclasses
+import re
 
 import pytest
 
 from pipeline.config import PRESETS, Config, load_config, make_config, save_config
+from pipeline.errors import ConfigError
 
 
 def test_presets_exist_and_differ():
@@ -61,3 +63,37 @@ def test_save_load_round_trip(tmp_path):
     loaded = load_config(save_config(cfg, tmp_path / "run" / "config.json"))
     assert loaded == cfg
     assert dataclasses.asdict(loaded) == dataclasses.asdict(cfg)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=abc", "train.epochs must be int, not 'abc'"),
+        ("train.epochs=0", "train.epochs must be at least 1, not 0"),
+        ("train.epochs=2.5", "train.epochs must be int, not 2.5"),
+        ("data.batch_size=0", "data.batch_size must be at least 1"),
+        ("model.dropout=1.5", "model.dropout must be in [0, 1)"),
+        ("model.dropout=true", "model.dropout must be float, not True"),
+        ("tokenizer.vocab_size=3", "tokenizer.vocab_size must be at least 16"),
+        ("train.learning_rate=-1", "train.learning_rate must be in (0, 1]"),
+        ("train.time_budget_minutes=0", "train.time_budget_minutes must be None or positive"),
+        ("train.length_penalties=[]", "train.length_penalties must be one or more in [0, 10]"),
+        ("model.variant=transformer", "model.variant must be one of rnn, lstm, gru"),
+    ],
+)
+def test_values_of_the_wrong_type_or_out_of_range_are_refused(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_config("tiny", overrides=[override])
+
+
+def test_an_int_is_a_float_where_a_float_is_asked():
+    cfg = make_config("tiny", overrides=["train.learning_rate=1", "train.length_penalties=[0, 1]"])
+    assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
+    assert cfg.train.length_penalties == (0.0, 1.0)
+
+
+def test_unknown_pair_and_variant_are_refused_before_any_work():
+    with pytest.raises(ConfigError, match="unknown language pair 'xx-yy'"):
+        make_config("tiny", pair="xx-yy")
+    with pytest.raises(ConfigError, match="model.variant must be one of"):
+        make_config("tiny", variant="gur")

@@ -11,6 +11,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from pipeline.config import load_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.errors import UserError
 from pipeline.export import MAX_SOURCE_PIECES, export, ids_base, latest_version
 from pipeline.models import VARIANTS, build_model
 from pipeline.search import beam_search
@@ -134,7 +135,7 @@ def test_export_without_weights_is_refused(tiny_run, tmp_path):
     for name in (CONFIG, TOKENIZER):
         shutil.copyfile(tiny_run / name, run_dir / name)
     base = tmp_path / "model"
-    with pytest.raises(FileNotFoundError, match=BEST_WEIGHTS):
+    with pytest.raises(UserError, match=BEST_WEIGHTS):
         export(run_dir, base)
     assert not base.exists() or list(base.iterdir()) == []
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline import plots
-from pipeline.report import bleu_by_length, markdown_table, splice_readme
+from pipeline.readme import splice_readme
+from pipeline.report import bleu_by_length, markdown_table
 
 
 def test_bleu_by_length_scores_each_bucket_on_its_own_sentences():

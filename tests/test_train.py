@@ -56,6 +56,7 @@ def test_logs_one_row_per_epoch_and_a_summary_of_the_run(run_dir):
     summary = json.loads((run_dir / SUMMARY).read_text())
     assert summary["variant"] == "gru_bahdanau"
     assert summary["epochs"] == 2 and summary["processes"] == 1
+    assert summary["ceiling_gflops"]["1"] > 0  # the machine that took the time
     assert summary["stopped_by"] == "epochs"
     best = max(rows, key=lambda r: float(r["val_bleu"]))
     assert summary["best_epoch"] == int(best["epoch"])
@@ -201,6 +202,7 @@ def test_a_run_killed_twice_ends_as_if_never_killed(prepared_data, spm_model, tm
     summary = json.loads((run_dir / SUMMARY).read_text())
     assert summary["stopped_by"] == "early stopping"
     assert summary["epochs"] == 5 and summary["processes"] == 3
+    assert set(summary["ceiling_gflops"]) == {"1", "2", "3"}
     assert summary["best_epoch"] == 1 and summary["val_bleu_greedy"] == 20.0
     assert summary["train_seconds"] == pytest.approx(sum(float(r["seconds"]) for r in rows), abs=0.2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.config import ModelConfig
+from pipeline.constants import VARIANT_NAMES
 from pipeline.models.seq2seq import Seq2Seq
 
 # variant -> (cell, attention)
@@ -14,6 +15,8 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "gru_bahdanau": ("gru", "bahdanau"),
     "gru_luong": ("gru", "luong"),
 }
+
+assert tuple(VARIANTS) == VARIANT_NAMES, "pipeline.constants.VARIANT_NAMES names the variants built here"
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Seq2Seq:
