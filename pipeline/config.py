@@ -72,7 +72,7 @@ class Config:
 
 
 # Length penalties (GNMT alpha) tried on validation with beam 5 at the end of a run.
-LENGTH_PENALTIES = (0.0, 0.4, 0.6, 0.8, 1.0, 1.2)
+LENGTH_PENALTIES = (0.0, 0.4, 0.6, 0.8, 1.0, 1.2, 1.6, 2.0)
 
 # The training recipe, each part kept because the validation split said so (`make tune`,
 # reports/de-en/tuning/tuning.md): dropout, label smoothing, the learning rate halved when

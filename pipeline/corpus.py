@@ -26,6 +26,8 @@ from pipeline.errors import ConfigError, UserError
 # Files of github.com/multi30k/dataset, data/task1/raw/, byte for byte.
 BASE_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/"
 BASE_URL_ENV = "MULTI30K_BASE_URL"  # overrides BASE_URL, e.g. for a mirror
+# A sha256sum-format file whose digests replace the pinned ones: another corpus in this layout.
+DIGESTS_ENV = "MULTI30K_SHA256SUMS"
 SPLITS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
 
 SHA256 = {
@@ -75,12 +77,22 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def digests() -> dict[str, str]:
+    """The expected SHA-256 of each raw file: the pinned table, or the file ``$MULTI30K_SHA256SUMS``
+    names (``sha256sum`` format), for a corpus in Multi30k's layout that is not Multi30k."""
+    table = os.environ.get(DIGESTS_ENV)
+    if not table:
+        return SHA256
+    lines = [line.split() for line in Path(table).read_text().splitlines() if line.strip()]
+    return {name.lstrip("*"): digest for digest, name in lines}
+
+
 def verify(path: Path, name: str) -> Path:
-    """Returns ``path`` if its SHA-256 digest is the one pinned for ``name``."""
-    actual = sha256(path)
-    if actual != SHA256[name]:
+    """Returns ``path`` if its SHA-256 digest is the one expected for ``name``."""
+    actual, expected = sha256(path), digests()[name]
+    if actual != expected:
         raise CorpusError(
-            f"{path} has SHA-256 {actual}, expected {SHA256[name]}: the file is corrupt "
+            f"{path} has SHA-256 {actual}, expected {expected}: the file is corrupt "
             "or not the Multi30k original. Delete it and run the data stage again."
         )
     return path
@@ -100,7 +112,7 @@ def download(name: str, dest_dir: Path, base_url: str | None = None, timeout: fl
         os.unlink(tmp.name)
         raise CorpusError(
             f"could not download {url} ({error}) and no local copy was found.\n"
-            + INSTRUCTIONS.format(files=", ".join(sorted(SHA256)))
+            + INSTRUCTIONS.format(files=", ".join(sorted(digests())))
         ) from error
     try:
         verify(Path(tmp.name), name)

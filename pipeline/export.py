@@ -3,17 +3,18 @@
 Each export writes two servables, side by side, in the layout TensorFlow Serving
 watches (``<base>/<version>/``, versions that only grow):
 
-- ``<base>/<version>/``: text in, text out, with SentencePiece in the graph, so it
-  needs tensorflow-text to load. Signatures ``serving_default`` (sources only, beam 5,
-  the tuned length penalty), ``translate`` (sources, beam_size, length_penalty) and ``translate_ids``.
-- ``<base>-ids/<version>/``: ``translate_ids`` alone (also as ``serving_default``),
-  core TensorFlow ops only, so a stock TensorFlow Serving binary loads it.
-  Clients tokenize with ``assets/spm.model``.
+- ``<base>/<version>/``: text in, text out, with SentencePiece in the graph, so it needs
+  tensorflow-text to load. Signatures ``serving_default`` (sources only: beam 5 and the
+  tuned length penalty), ``translate`` (sources, beam_size, length_penalty), ``align``
+  (the same, with the attention weights), ``translate_ids`` and ``align_ids``.
+- ``<base>-ids/<version>/``: ``translate_ids`` (also ``serving_default``) and ``align_ids``,
+  core TensorFlow ops only, so a stock TensorFlow Serving binary loads it. Clients tokenize
+  with ``assets/spm.model``.
 
 Both carry the SentencePiece model in their assets, and ``default_length_penalty``, the
-length penalty tuned on validation when the run was trained (``decoding.json``). Hostile
-input is bounded: sources are cut at MAX_SOURCE_PIECES pieces, ids outside the vocabulary
-become UNK, lengths are clipped to the tensor, and the beam size to [1, MAX_BEAM_SIZE].
+length penalty tuned on validation when the run was trained (``decoding.json``). Every
+input is bounded (``IdTranslator.search``), and so is the memory of one request
+(``memory_bound``): alignments are computed only by the ``align`` signatures.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ from pipeline.train import BEST_WEIGHTS, CONFIG, DECODING, TOKENIZER
 
 MAX_SOURCE_PIECES = 256  # longer inputs are cut (EOS included), so one request cannot take the server down
 MAX_BEAM_SIZE = 32
+MAX_LENGTH_PENALTY = 10.0
+# Rows (sentences x beams) times source pieces in one search: what the search's memory grows with
+# (the tiled encoder states, the attention, the alignments). Beam size is lowered to fit; a batch
+# that does not fit even at beam 1 is refused. 512 sentences of 256 pieces fit at beam 1.
+MAX_WORK = 2**17
 IDS_SUFFIX = "-ids"
 
 SOURCES = tf.TensorSpec([None], tf.string, name="sources")
@@ -45,6 +51,18 @@ BEAM_SIZE = tf.TensorSpec([], tf.int32, name="beam_size")
 LENGTH_PENALTY = tf.TensorSpec([], tf.float32, name="length_penalty")
 SOURCE_IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 SOURCE_LENGTHS = tf.TensorSpec([None], tf.int32, name="source_lengths")
+
+
+def memory_bound(model: Seq2Seq) -> int:
+    """Bytes one request may add to the server's memory, at most (``README``: Faults and bad input).
+
+    Per row and source piece, float32: the encoder states and the attention keys, tiled per beam,
+    the attention's hidden layer and scores of a step (so three times their sizes), and the
+    alignment history of up to 256 output steps, twice while a step gathers it; then 256 MiB for
+    everything that does not grow with the request.
+    """
+    memory_dim, key_dim = 2 * model.units, model.attention_units if model.attention else 0
+    return MAX_WORK * 4 * (3 * (memory_dim + key_dim) + 2 * MAX_SOURCE_PIECES) + 256 * 2**20
 
 
 class IdTranslator(tf.Module):
@@ -58,8 +76,15 @@ class IdTranslator(tf.Module):
         self.sentencepiece_model = tf.saved_model.Asset(str(sentencepiece_model))  # copied to assets/
         self.default_length_penalty = tf.Variable(length_penalty, trainable=False, dtype=tf.float32)
 
-    def search(self, pieces: tf.RaggedTensor, beam_size, length_penalty) -> dict:
-        """pieces: ragged (batch, None) ids without EOS -> the signature's outputs."""
+    def search(self, pieces: tf.RaggedTensor, beam_size, length_penalty, alignments: bool) -> dict:
+        """pieces: ragged (batch, None) ids without EOS -> the signature's outputs.
+
+        Every input is bounded here: sources cut at MAX_SOURCE_PIECES, ids outside the
+        vocabulary read as UNK, the beam size clipped to [1, MAX_BEAM_SIZE] and lowered until
+        the request fits MAX_WORK, a NaN length penalty replaced by the default and any other
+        clipped to [0, MAX_LENGTH_PENALTY]. A batch too large even for one beam is refused
+        (InvalidArgumentError), never run out of memory.
+        """
         pieces = pieces[:, : MAX_SOURCE_PIECES - 1]
         pieces = tf.ragged.map_flat_values(
             lambda t: tf.where((t >= 0) & (t < self.model.vocab_size), t, UNK_ID), pieces
@@ -67,19 +92,37 @@ class IdTranslator(tf.Module):
         eos = tf.fill([pieces.nrows(), 1], EOS_ID)
         source = tf.concat([pieces, eos], axis=1).to_tensor(default_value=PAD_ID)  # (batch, src_len)
         source = tf.pad(source, [[0, 0], [0, tf.maximum(1 - tf.shape(source)[1], 0)]])  # an empty batch too
+        work = tf.shape(source)[0] * tf.shape(source)[1]  # rows x pieces at one beam
+        tf.debugging.assert_less_equal(
+            work, MAX_WORK, f"request too large: sentences x source pieces must be at most {MAX_WORK}"
+        )
         beam_size = tf.clip_by_value(beam_size, 1, MAX_BEAM_SIZE)
-        found = beam_search(self.model, source, beam_size, length_penalty, return_alignments=True)
+        beam_size = tf.minimum(beam_size, tf.maximum(MAX_WORK // tf.maximum(work, 1), 1))
+        length_penalty = tf.where(
+            tf.math.is_nan(length_penalty),
+            self.default_length_penalty,
+            tf.clip_by_value(length_penalty, 0.0, MAX_LENGTH_PENALTY),
+        )
+        found = beam_search(self.model, source, beam_size, length_penalty, return_alignments=alignments)
         outputs = {"ids": found.ids, "lengths": found.lengths, "scores": found.scores}
-        if self.model.attention:  # (batch, out_len, src_len): over the pieces and EOS
+        if alignments:  # (batch, out_len, src_len): over the pieces and EOS; src_len 0 without attention
             outputs["alignments"] = found.alignments
         return outputs
+
+    def ids_search(self, source_ids, source_lengths, beam_size, length_penalty, alignments: bool) -> dict:
+        lengths = tf.clip_by_value(source_lengths, 0, tf.shape(source_ids)[1])
+        pieces = tf.RaggedTensor.from_tensor(source_ids, lengths=lengths)
+        return self.search(pieces, beam_size, length_penalty, alignments)
 
     @tf.function(input_signature=[SOURCE_IDS, SOURCE_LENGTHS, BEAM_SIZE, LENGTH_PENALTY])
     def translate_ids(self, source_ids, source_lengths, beam_size, length_penalty):
         """source_ids (batch, width) right-padded pieces without EOS; source_lengths (batch,)."""
-        lengths = tf.clip_by_value(source_lengths, 0, tf.shape(source_ids)[1])
-        pieces = tf.RaggedTensor.from_tensor(source_ids, lengths=lengths)
-        return self.search(pieces, beam_size, length_penalty)
+        return self.ids_search(source_ids, source_lengths, beam_size, length_penalty, alignments=False)
+
+    @tf.function(input_signature=[SOURCE_IDS, SOURCE_LENGTHS, BEAM_SIZE, LENGTH_PENALTY])
+    def align_ids(self, source_ids, source_lengths, beam_size, length_penalty):
+        """``translate_ids`` with the attention weights behind each output piece."""
+        return self.ids_search(source_ids, source_lengths, beam_size, length_penalty, alignments=True)
 
 
 class Translator(IdTranslator):
@@ -93,12 +136,20 @@ class Translator(IdTranslator):
             model=Path(sentencepiece_model).read_bytes(), out_type=tf.int32
         )
 
-    @tf.function(input_signature=[SOURCES, BEAM_SIZE, LENGTH_PENALTY])
-    def translate(self, sources, beam_size, length_penalty):
-        """sources (batch,) strings -> translations (batch,) strings, scores, alignments."""
-        outputs = self.search(self.tokenizer.tokenize(sources), beam_size, length_penalty)
+    def text_search(self, sources, beam_size, length_penalty, alignments: bool) -> dict:
+        outputs = self.search(self.tokenizer.tokenize(sources), beam_size, length_penalty, alignments)
         ids = tf.RaggedTensor.from_tensor(outputs.pop("ids"), lengths=outputs.pop("lengths"))
         return {"translations": self.tokenizer.detokenize(ids), **outputs}
+
+    @tf.function(input_signature=[SOURCES, BEAM_SIZE, LENGTH_PENALTY])
+    def translate(self, sources, beam_size, length_penalty):
+        """sources (batch,) strings -> translations (batch,) strings and scores."""
+        return self.text_search(sources, beam_size, length_penalty, alignments=False)
+
+    @tf.function(input_signature=[SOURCES, BEAM_SIZE, LENGTH_PENALTY])
+    def align(self, sources, beam_size, length_penalty):
+        """``translate`` with the attention weights behind each output piece."""
+        return self.text_search(sources, beam_size, length_penalty, alignments=True)
 
     @tf.function(input_signature=[SOURCES])
     def serve(self, sources):
@@ -149,16 +200,12 @@ def export(run_dir: Path, base: Path) -> Path:
     versions = [int(latest.name) for b in (base, ids_base(base)) if (latest := latest_version(b))]
     version = max(versions, default=0) + 1
     ids_only = IdTranslator(model, sentencepiece_model, alpha)
+    ids_signatures = {"translate_ids": ids_only.translate_ids, "align_ids": ids_only.align_ids}
     save_atomically(
-        ids_only,
-        {"serving_default": ids_only.translate_ids, "translate_ids": ids_only.translate_ids},
-        ids_base(base) / str(version),
+        ids_only, {"serving_default": ids_only.translate_ids, **ids_signatures}, ids_base(base) / str(version)
     )
     text = Translator(model, sentencepiece_model, alpha)
-    signatures = {
-        "serving_default": text.serve,
-        "translate": text.translate,
-        "translate_ids": text.translate_ids,
-    }
+    signatures = {"serving_default": text.serve, "translate": text.translate, "align": text.align,
+                  "translate_ids": text.translate_ids, "align_ids": text.align_ids}  # fmt: skip
     save_atomically(text, signatures, base / str(version))  # last: its version marks the export done
     return base / str(version)

@@ -24,12 +24,32 @@ SYNTHETIC_VOCAB = 20  # ids 4..19 are words; 0..3 are PAD, UNK, BOS, EOS
 FIRST_WORD = 4
 
 
+def real_corpus_present() -> bool:
+    return (SHARED_CORPUS / "train.de.gz").is_file()
+
+
 @pytest.fixture(scope="session")
-def shared_corpus() -> Path:
-    """The folder with the 12 raw Multi30k .gz files, or a skip."""
-    if not (SHARED_CORPUS / "train.de.gz").is_file():
-        pytest.skip(f"the shared Multi30k corpus is not at {SHARED_CORPUS}")
-    return SHARED_CORPUS
+def shared_corpus(tmp_path_factory) -> Path:
+    """The folder with the 12 raw Multi30k .gz files: the shared corpus beside the project, or
+    on a machine without it a synthetic corpus in its layout, whose digest table the builder
+    takes instead of the pinned one (in this process and in the ones the tests start)."""
+    if real_corpus_present():
+        return SHARED_CORPUS
+    from synthetic_corpus import write_corpus
+
+    from pipeline import corpus
+
+    folder = tmp_path_factory.mktemp("multi30k")
+    os.environ[corpus.DIGESTS_ENV] = str(write_corpus(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_corpus(shared_corpus) -> Path:
+    """The real Multi30k files, for the tests about them alone, or a skip."""
+    if not real_corpus_present():
+        pytest.skip(f"checks the pinned digests of the real Multi30k files, which are not at {SHARED_CORPUS}")
+    return shared_corpus
 
 
 @pytest.fixture(scope="session")

@@ -33,9 +33,19 @@ def test_unknown_pair_is_refused(pair):
         corpus.file_names(pair)
 
 
-def test_every_pinned_digest_matches_the_shared_files(shared_corpus):
+def test_every_pinned_digest_matches_the_shared_files(real_corpus, monkeypatch):
+    monkeypatch.delenv(corpus.DIGESTS_ENV, raising=False)  # the pinned table itself
     for name in corpus.SHA256:
-        assert corpus.verify(shared_corpus / name, name) == shared_corpus / name
+        assert corpus.verify(real_corpus / name, name) == real_corpus / name
+
+
+def test_a_digest_table_replaces_the_pinned_one(tmp_path, monkeypatch):
+    table = tmp_path / "SHA256SUMS"
+    table.write_text("ab" * 32 + "  val.de.gz\n" + "cd" * 32 + " *train.en.gz\n")  # text and binary mode
+    monkeypatch.setenv(corpus.DIGESTS_ENV, str(table))
+    assert corpus.digests() == {"val.de.gz": "ab" * 32, "train.en.gz": "cd" * 32}
+    monkeypatch.delenv(corpus.DIGESTS_ENV)
+    assert corpus.digests() is corpus.SHA256
 
 
 def test_corrupted_copy_is_rejected_with_both_digests(shared_corpus, tmp_path):
@@ -43,7 +53,7 @@ def test_corrupted_copy_is_rejected_with_both_digests(shared_corpus, tmp_path):
     data = bytearray((shared_corpus / SMALL).read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     copy.write_bytes(bytes(data))
-    with pytest.raises(CorpusError, match=corpus.SHA256[SMALL]) as error:
+    with pytest.raises(CorpusError, match=corpus.digests()[SMALL]) as error:
         corpus.verify(copy, SMALL)
     assert corpus.sha256(copy) in str(error.value)
 
@@ -95,7 +105,7 @@ def test_download_with_wrong_content_leaves_nothing(shared_corpus, mirror, tmp_p
     folder, base_url = mirror
     shutil.copy(shared_corpus / "val.en.gz", folder / SMALL)  # the right name, the wrong bytes
     dest = tmp_path / "downloads"
-    with pytest.raises(CorpusError, match=corpus.SHA256[SMALL]):
+    with pytest.raises(CorpusError, match=corpus.digests()[SMALL]):
         corpus.download(SMALL, dest, base_url=base_url)
     assert list(dest.iterdir()) == []
 

@@ -7,12 +7,14 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tensorflow.core.protobuf import saved_model_pb2
 
 from pipeline.config import load_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 from pipeline.errors import UserError
-from pipeline.export import MAX_SOURCE_PIECES, export, ids_base, latest_version
+from pipeline.export import MAX_SOURCE_PIECES, export, ids_base, latest_version, memory_bound
 from pipeline.models import VARIANTS, build_model
 from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
@@ -46,6 +48,9 @@ for k, alpha in request["decodings"]:
         rows = zip(result["ids"].numpy(), result["lengths"].numpy())
         out[f"ids {k}"] = [row[:n].tolist() for row, n in rows]
         out["outputs"] = sorted(result)
+        aligned = model.signatures["align_ids"](
+            source_ids=ids, source_lengths=lengths, beam_size=k, length_penalty=alpha)
+        out["align outputs"] = sorted(aligned)
 print(json.dumps(out))
 """
 
@@ -164,7 +169,8 @@ def test_moved_exports_search_exactly_as_in_process(tiny_run, tmp_path):
         assert text[f"text {k}"] == [sp.decode(row) for row in expected]
     assert text["serving_default"] == text["text 5"]  # the defaults: beam 5, alpha 0.6
     assert len({tuple(row) for row in expected}) > 1  # an untrained model still writes something
-    assert ids["outputs"] == ["alignments", "ids", "lengths", "scores"]
+    assert ids["outputs"] == ["ids", "lengths", "scores"]  # alignments only when asked for
+    assert ids["align outputs"] == ["alignments", "ids", "lengths", "scores"]
 
 
 def test_translate_ids_runs_only_core_tensorflow_ops(tiny_run, tmp_path):
@@ -174,6 +180,7 @@ def test_translate_ids_runs_only_core_tensorflow_ops(tiny_run, tmp_path):
         "text translate_ids": signature_op_types(version, "translate_ids"),
         "ids translate_ids": signature_op_types(ids_only, "translate_ids"),
         "ids serving_default": signature_op_types(ids_only, "serving_default"),
+        "ids align_ids": signature_op_types(ids_only, "align_ids"),
         "text translate": signature_op_types(version, "translate"),
     }
     assert {"TopKV2", "While"} <= graphs["text translate_ids"]  # the walk reaches into the search loop
@@ -189,6 +196,7 @@ def test_translate_ids_runs_only_core_tensorflow_ops(tiny_run, tmp_path):
     outside_core = json.loads(result.stdout.strip().splitlines()[-1])
     assert outside_core["text translate_ids"] == []
     assert outside_core["ids translate_ids"] == outside_core["ids serving_default"] == []
+    assert outside_core["ids align_ids"] == []
     assert "SentencepieceOp" in outside_core["text translate"]  # the check sees tensorflow-text ops
 
 
@@ -231,5 +239,139 @@ def test_every_variant_trains_a_step_and_exports(variant, spm_model, tmp_path):
     version = export(run_dir, tmp_path / variant)
     loaded = tf.saved_model.load(str(version))  # kept: its functions need the object alive
     out = loaded.serve(tf.constant(["Ein Hund läuft."]))
-    assert out["translations"].shape == (1,)
-    assert ("alignments" in out) == (VARIANTS[variant][1] is not None)
+    assert out["translations"].shape == (1,) and "alignments" not in out
+    aligned = loaded.align(tf.constant(["Ein Hund läuft."]), tf.constant(2), tf.constant(0.6))
+    attends = VARIANTS[variant][1] is not None  # without attention: no source positions to weigh
+    assert aligned["alignments"].shape[0] == 1 and (aligned["alignments"].shape[2] > 0) == attends
+
+
+# Hostile requests: whatever a client sends, one output per input, bounded lengths, no crash.
+
+MAX_OUTPUT = 256  # search.max_output_lengths' cap
+
+
+@pytest.fixture(scope="module")
+def servables(tiny_run, tmp_path_factory):
+    """Both exported servables of the tiny run, loaded as a server would."""
+    version = export(tiny_run, tmp_path_factory.mktemp("served") / "gru_bahdanau")
+    text = tf.saved_model.load(str(version))
+    ids = tf.saved_model.load(str(ids_base(version.parent) / version.name))
+    return text, ids, load_tokenizer(tiny_run / TOKENIZER).vocab_size()
+
+
+HOSTILE_TEXT = st.one_of(
+    st.text(max_size=40),  # any Unicode, control characters and NUL included
+    st.sampled_from(
+        ["", " ", "\t\n ", "x" * 10_000, "Ein Hund " * 1500, "\u200f\u202eتجربة\u200e", "🐕🚲🏖️👩‍👩‍👧"]
+    ),
+    st.binary(max_size=40),  # bytes that need not be UTF-8
+)
+BEAMS = st.sampled_from([0, -1, 1, 2, 33, 10**6])
+PENALTIES = st.sampled_from([float("nan"), float("inf"), float("-inf"), -1.0, 0.0, 0.6, 1e9])
+
+
+def check_outputs(ids: np.ndarray, lengths: np.ndarray, scores: np.ndarray, batch: int, vocab: int) -> None:
+    assert ids.shape[0] == lengths.shape[0] == scores.shape[0] == batch
+    assert np.all((lengths >= 0) & (lengths <= MAX_OUTPUT)) and ids.shape[1] <= MAX_OUTPUT
+    assert np.all((ids >= 0) & (ids < vocab)) and np.all(np.isfinite(scores))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sources=st.lists(HOSTILE_TEXT, min_size=1, max_size=6), beam=BEAMS, penalty=PENALTIES)
+def test_the_text_servable_answers_any_strings(servables, sources, beam, penalty):
+    text, _, vocab = servables
+    for signature in (text.translate, text.align):
+        out = signature(tf.constant(sources, tf.string), tf.constant(beam), tf.constant(penalty))
+        assert out["translations"].shape == (len(sources),)
+        assert out["scores"].shape == (len(sources),) and np.all(np.isfinite(out["scores"]))
+    assert out["alignments"].shape[0] == len(sources)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.lists(st.integers(-(2**31), 2**31 - 1), max_size=12), min_size=1, max_size=6),
+    lengths=st.lists(st.integers(-5, 300), min_size=6, max_size=6),
+    beam=BEAMS,
+    penalty=PENALTIES,
+)
+def test_the_ids_servable_answers_any_ids_and_lengths(servables, rows, lengths, beam, penalty):
+    _, ids_model, vocab = servables
+    width = max(map(len, rows))
+    source = np.array([row + [0] * (width - len(row)) for row in rows], np.int32).reshape(len(rows), width)
+    args = (
+        tf.constant(source),
+        tf.constant(lengths[: len(rows)], tf.int32),
+        tf.constant(beam),
+        tf.constant(penalty),
+    )
+    for signature in (ids_model.signatures["translate_ids"], ids_model.signatures["align_ids"]):
+        out = signature(source_ids=args[0], source_lengths=args[1], beam_size=args[2], length_penalty=args[3])
+        check_outputs(out["ids"].numpy(), out["lengths"].numpy(), out["scores"].numpy(), len(rows), vocab)
+
+
+def test_batches_of_one_and_of_512_mixed_lengths(servables):
+    text, ids_model, vocab = servables
+    rng = np.random.default_rng(0)
+    words = ["Ein", "Hund", "läuft", "über", "die", "Wiese", "und", "bellt"]
+    sources = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(0, 60, size=512)]
+    for batch in (sources[:1], sources):
+        out = text.translate(tf.constant(batch), tf.constant(4), tf.constant(0.6))
+        assert out["translations"].shape == (len(batch),) and np.all(np.isfinite(out["scores"]))
+
+
+def test_a_request_too_large_for_one_beam_is_refused_and_the_server_goes_on(servables):
+    _, ids_model, vocab = servables
+    translate = ids_model.signatures["translate_ids"]
+    too_large = dict(source_ids=tf.fill([600, 256], 5), source_lengths=tf.fill([600], 256),
+                     beam_size=tf.constant(1), length_penalty=tf.constant(0.6))  # fmt: skip
+    with pytest.raises(tf.errors.InvalidArgumentError, match="request too large"):
+        translate(**too_large)
+    out = translate(source_ids=tf.fill([2, 3], 5), source_lengths=tf.constant([3, 1]),
+                    beam_size=tf.constant(5), length_penalty=tf.constant(0.6))  # fmt: skip
+    check_outputs(out["ids"].numpy(), out["lengths"].numpy(), out["scores"].numpy(), 2, vocab)
+
+
+# A server process: warm up on a small request, then the extreme one; prints the growth of the
+# process's peak resident memory (bytes) and the output shapes.
+EXTREME = """
+import json, resource, sys
+import tensorflow as tf
+if sys.argv[2] == "text":
+    import tensorflow_text  # noqa: F401
+model = tf.saved_model.load(sys.argv[1])
+beam, alpha = tf.constant(32), tf.constant(0.6)
+if sys.argv[2] == "text":
+    small, large = tf.constant(["Ein Hund."]), tf.constant(["Hund " * 400] * 512)
+    run = lambda s, f: model.signatures[f](sources=s, beam_size=beam, length_penalty=alpha)
+else:
+    small, large = tf.fill([1, 3], 5), tf.fill([512, 400], 5)  # cut to 255 pieces and EOS
+    run = lambda s, f: model.signatures[f](
+        source_ids=s, source_lengths=tf.fill([tf.shape(s)[0]], tf.shape(s)[1]), beam_size=beam,
+        length_penalty=alpha)
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+for signature in sys.argv[3:]:
+    run(small, signature)
+before = peak()
+shapes = {s: {k: v.shape.as_list() for k, v in run(large, s).items()} for s in sys.argv[3:]}
+print(json.dumps({"growth": peak() - before, "shapes": shapes}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind, signatures", [("ids", ["translate_ids", "align_ids"]), ("text", ["translate", "align"])]
+)
+def test_the_extreme_request_stays_under_the_memory_bound(tiny_run, tmp_path, kind, signatures):
+    # 512 sentences of 256 pieces at beam 32: the beam is lowered to 1 to fit MAX_WORK.
+    version = export(tiny_run, tmp_path / "model")
+    folder = version if kind == "text" else ids_base(version.parent) / version.name
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", EXTREME, str(folder), kind, *signatures],
+                            capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    cfg = load_config(tiny_run / CONFIG)
+    bound = memory_bound(build_model(cfg.model, load_tokenizer(tiny_run / TOKENIZER).vocab_size()))
+    assert 0 <= measured["growth"] < bound
+    for shapes in measured["shapes"].values():
+        assert shapes["scores"] == [512]

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPUS = ROOT.parent / "shared" / "data" / "multi30k"
 
 
 VARIANTS = ("gru", "gru_bahdanau")  # one of each kind keeps the chain short
 
 
-def make(target: str, tmp: Path, **extra) -> subprocess.CompletedProcess:
+def make(target: str, tmp: Path, corpus: Path, **extra) -> subprocess.CompletedProcess:
     installed = tmp / "installed"  # this interpreter's environment is the installed one
     if not installed.exists():  # touched once: a newer stamp would make every stage stale
         installed.touch()
@@ -25,7 +24,7 @@ def make(target: str, tmp: Path, **extra) -> subprocess.CompletedProcess:
         "VARIANTS": " ".join(VARIANTS),
         "PYTHON": sys.executable,
         "INSTALLED": installed,
-        "SHARED_CORPUS": SHARED_CORPUS,
+        "SHARED_CORPUS": corpus,
         "DATA_DIR": tmp / "data",
         "RUNS_DIR": tmp / "runs",
         "SAVED_DIR": tmp / "saved",
@@ -38,14 +37,12 @@ def make(target: str, tmp: Path, **extra) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_make_all_runs_every_stage_once(tmp_path):
-    if not SHARED_CORPUS.is_dir():
-        pytest.skip(f"no corpus at {SHARED_CORPUS}")
+def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     # A report committed to the repository, as on a fresh clone: it must not stop the variant's run.
     committed = tmp_path / "reports" / VARIANTS[0] / "test.json"
     committed.parent.mkdir(parents=True)
     committed.write_text("{}")
-    first = make("all", tmp_path)
+    first = make("all", tmp_path, shared_corpus)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for stage in ("data", "tokenize", "train", "export", "evaluate", "report"):
         assert f"-m pipeline {stage}" in first.stdout
@@ -71,12 +68,12 @@ def test_make_all_runs_every_stage_once(tmp_path):
                        "attention_gru_bahdanau.png"}  # fmt: skip
     assert "| `gru_bahdanau` |" in first.stdout  # make all ends by printing the table
 
-    second = make("all", tmp_path)  # everything is up to date: no stage runs again
+    second = make("all", tmp_path, shared_corpus)  # everything is up to date: no stage runs again
     assert second.returncode == 0, second.stderr[-3000:]
     assert "-m pipeline" not in second.stdout
     assert not (tmp_path / "saved" / "gru_bahdanau" / "2").exists()
 
-    bench = make("bench", tmp_path, BENCH_DIR=tmp_path / "bench", BENCH_STEPS=2, BENCH_BATCH1=3)
+    bench = make("bench", tmp_path, shared_corpus, BENCH_DIR=tmp_path / "bench", BENCH_STEPS=2, BENCH_BATCH1=3)
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
     assert "-m pipeline train" not in bench.stdout  # it measures what is there
     result = json.loads((tmp_path / "bench" / "bench.json").read_text())
@@ -85,3 +82,21 @@ def test_make_all_runs_every_stage_once(tmp_path):
         assert row["step_seconds"] > 0 and row["ratio_to_floor"] > 0
         assert row["translation"]["beam5_b64_seconds"] > 0
     assert "| `gru_bahdanau` |" in bench.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", ["en-de", "fr-en", "cs-en"])
+def test_every_direction_prepares_trains_and_exports(tmp_path, shared_corpus, pair):
+    # One variant per direction: the data, tokenizer, run and SavedModel names carry the pair.
+    result = make("export", tmp_path, shared_corpus, PAIR=pair, VARIANT="gru")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    source, target = pair.split("-")
+    assert (tmp_path / "data" / "tfds" / "multi30k" / pair / "1.0.0" / "dataset_info.json").is_file()
+    assert (tmp_path / "data" / "spm" / f"{pair}-tiny" / "spm.model").is_file()
+    summary = json.loads((tmp_path / "runs" / "gru" / "train.json").read_text())
+    assert summary["epochs"] == 1
+    name = f"gru_{source}_{target}"
+    for servable in (name, f"{name}-ids"):
+        assert (tmp_path / "saved" / servable / "1" / "saved_model.pb").is_file()
+    config = json.loads((tmp_path / "runs" / "gru" / "config.json").read_text())
+    assert config["pair"] == pair
