@@ -16,16 +16,20 @@ from pathlib import Path
 SIZES = {"train": 29000, "val": 1014, "test_2016_flickr": 1000}
 
 # One entry per concept: English, German, French, Czech.
-NOUNS = [("man", "Mann", "homme", "muž"), ("woman", "Frau", "femme", "žena"), ("dog", "Hund", "chien", "pes"),
-         ("child", "Kind", "enfant", "dítě"), ("boy", "Junge", "garçon", "chlapec"),
+NOUNS = [("man", "Mann", "homme", "muž"), ("woman", "Frau", "femme", "žena"),
+         ("dog", "Hund", "chien", "pes"), ("child", "Kind", "enfant", "dítě"),
+         ("boy", "Junge", "garçon", "chlapec"),
          ("girl", "Mädchen", "fille", "dívka"), ("street", "Straße", "rue", "ulice"),
          ("beach", "Strand", "plage", "pláž"), ("park", "Park", "parc", "park"),
-         ("bike", "Fahrrad", "vélo", "kolo"), ("ball", "Ball", "balle", "míč"), ("car", "Auto", "voiture", "auto")]  # fmt: skip
+         ("bike", "Fahrrad", "vélo", "kolo"), ("ball", "Ball", "balle", "míč"),
+         ("car", "Auto", "voiture", "auto")]  # fmt: skip
 ADJECTIVES = [("young", "junger", "jeune", "mladý"), ("old", "alter", "vieux", "starý"),
               ("small", "kleiner", "petit", "malý"), ("red", "roter", "rouge", "červený"),
-              ("happy", "fröhlicher", "heureux", "šťastný"), ("tall", "großer", "grand", "vysoký")]  # fmt: skip
-VERBS = [("runs", "läuft", "court", "běží"), ("sits", "sitzt", "assis", "sedí"), ("plays", "spielt", "joue", "hraje"),
-         ("waits", "wartet", "attend", "čeká"), ("stands", "steht", "debout", "stojí")]  # fmt: skip
+              ("happy", "fröhlicher", "heureux", "šťastný"),
+              ("tall", "großer", "grand", "vysoký")]  # fmt: skip
+VERBS = [("runs", "läuft", "court", "běží"), ("sits", "sitzt", "assis", "sedí"),
+         ("plays", "spielt", "joue", "hraje"), ("waits", "wartet", "attend", "čeká"),
+         ("stands", "steht", "debout", "stojí")]  # fmt: skip
 PLACES = [("on the", "auf der", "sur la", "na"), ("in the", "in dem", "dans le", "v"),
           ("near the", "neben dem", "près du", "u")]  # fmt: skip
 ARTICLE = ("A", "Ein", "Un", "")  # Czech has none
@@ -38,7 +42,8 @@ def sentence(rng: random.Random) -> dict[str, str]:
     place, where = rng.choice(PLACES), rng.choice(NOUNS)
     out = {}
     for i, lang in enumerate(LANGUAGES):
-        subject = f"{noun[i]} {adjective[i]}" if lang == "fr" else f"{adjective[i]} {noun[i]}"  # French: after
+        # French puts the adjective after the noun
+        subject = f"{noun[i]} {adjective[i]}" if lang == "fr" else f"{adjective[i]} {noun[i]}"
         words = [ARTICLE[i], subject, verb[i], place[i], where[i]]
         text = " ".join(w for w in words if w) + "."
         out[lang] = text[0].upper() + text[1:]

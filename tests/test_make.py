@@ -73,7 +73,9 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     assert "-m pipeline" not in second.stdout
     assert not (tmp_path / "saved" / "gru_bahdanau" / "2").exists()
 
-    bench = make("bench", tmp_path, shared_corpus, BENCH_DIR=tmp_path / "bench", BENCH_STEPS=2, BENCH_BATCH1=3)
+    bench = make(
+        "bench", tmp_path, shared_corpus, BENCH_DIR=tmp_path / "bench", BENCH_STEPS=2, BENCH_BATCH1=3
+    )
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
     assert "-m pipeline train" not in bench.stdout  # it measures what is there
     result = json.loads((tmp_path / "bench" / "bench.json").read_text())
