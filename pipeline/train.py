@@ -80,11 +80,10 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, forc
     if (run_dir / SUMMARY).is_file() and not force:
         print(f"{run_dir} is trained already ({SUMMARY}); --force trains it again")
         return run_dir / SUMMARY
-    load_tokenizer(tokenizer_path)  # a missing or corrupt model fails here, before any work
+    sp = load_tokenizer(tokenizer_path)  # a missing or corrupt model fails here, before any work
     start_run(cfg, run_dir, tokenizer_path, force)
     keras.utils.set_random_seed(cfg.train.seed)
 
-    sp = load_tokenizer(tokenizer_path)
     train_batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer_path, cfg.data, training=True)
     val_batches = dataset.batches(cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, training=False)
     tokens_per_epoch = dataset.count_target_tokens(train_batches)
@@ -124,7 +123,16 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, forc
     return finish(cfg, run_dir, model, bleu, checkpoint, selection, clock, tokens_per_epoch)
 
 
-def finish(cfg, run_dir, model, bleu, checkpoint, selection, clock, tokens_per_epoch) -> Path:
+def finish(
+    cfg: Config,
+    run_dir: Path,
+    model: keras.Model,
+    bleu: ValidationBLEU,
+    checkpoint: EpochCheckpoint,
+    selection: Selection,
+    clock: Clock,
+    tokens_per_epoch: int,
+) -> Path:
     """Best weights (one checkpoint, or the average of the best few if that scores higher on
     validation), the length penalty tuned on validation, the figure and ``train.json``."""
     folder, history = run_dir / CHECKPOINTS, checkpoint.history

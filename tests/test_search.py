@@ -134,17 +134,19 @@ def test_alignments_follow_the_synthetic_reordering(attention_model, held_out):
     alignments = alignments.numpy()  # (batch, steps, src_len)
     assert alignments.shape[:2] == ids.shape and alignments.shape[2] == source.shape[1]
     real = source != PAD_ID
-    hits = steps = 0
+    hits = steps = rightwards = 0
     for row, n, weights in zip(real, lengths.numpy(), alignments, strict=True):
         np.testing.assert_allclose(weights[:n].sum(axis=1), 1.0, atol=1e-5)  # a distribution per step
         assert np.all(weights[:n, ~row] < 1e-6)  # nothing on padding
         words = int(row.sum()) - 1  # without EOS
         focus = weights[:n].argmax(axis=1)
-        assert focus[0] > focus[-1]  # the first output word looks further right than the last
+        rightwards += int(focus[0] > focus[-1])  # the first output word looks further right than the last
         hits += int(np.sum(focus == [words - 1 - i for i in range(n)]))
         steps += n
-    # Bahdanau attends from the state *before* a step, and the encoder states mix neighbours,
-    # so not every step points exactly at its word; most do.
+    # What training learned, with a margin another CPU's rounding cannot cross: Bahdanau attends
+    # from the state *before* a step, and the encoder states mix neighbours, so not every step
+    # points exactly at its word; most do.
+    assert rightwards >= 0.8 * len(source)
     assert hits / steps > 0.6
 
 
@@ -170,9 +172,10 @@ def test_greedy_picks_the_models_most_likely_token_at_every_step(attention_model
             target_in[i, : len(row)] = [BOS_ID] + row[:-1]
         logits = model({"source": source, "target_in": target_in}, training=False).numpy()
         logits[..., [PAD_ID, BOS_ID]] = -np.inf  # search never emits these
-        best = logits.argmax(axis=-1)
-        for row, expected in zip(best, ended, strict=True):
-            assert row[: len(expected)].tolist() == expected
+        for row, expected in zip(logits, ended, strict=True):
+            chosen = row[np.arange(len(expected)), expected]  # (steps,) the logits of what search chose
+            # The best at every step, up to a float tie that the loop and the scan could break apart.
+            assert np.all(chosen >= row[: len(expected)].max(axis=-1) - 1e-4)
 
 
 def test_beam_search_translates_synthetic_pair(attention_model, held_out):
@@ -219,9 +222,11 @@ def test_beam_alignments_belong_to_the_winning_hypothesis(attention_model, held_
     source = held_out.source[:16]
     ids, lengths, _, alignments = beam_search(attention_model, tf.constant(source), 5, return_alignments=True)
     ids, lengths, alignments = ids.numpy(), lengths.numpy(), alignments.numpy()
+    first_on_last = 0
     for row, n, weights, src in zip(ids, lengths, alignments, source, strict=True):
         np.testing.assert_allclose(weights[: n + 1].sum(axis=1), 1.0, atol=1e-5)  # tokens and EOS
         assert not weights[n + 1 :].any() and not row[n:].any()  # nothing after the end
         words = int(np.sum(src != PAD_ID)) - 1
-        # The reversal: the winner's first word looks at the last source word.
-        assert weights[0].argmax() == words - 1
+        first_on_last += int(weights[0].argmax() == words - 1)
+    # The reversal: the winner's first word looks at the last source word (learned: a margin).
+    assert first_on_last >= 0.8 * len(source)
