@@ -32,20 +32,33 @@ VERBS = [("runs", "läuft", "court", "běží"), ("sits", "sitzt", "assis", "sed
          ("stands", "steht", "debout", "stojí")]  # fmt: skip
 PLACES = [("on the", "auf der", "sur la", "na"), ("in the", "in dem", "dans le", "v"),
           ("near the", "neben dem", "près du", "u")]  # fmt: skip
-ARTICLE = ("A", "Ein", "Un", "")  # Czech has none
+ARTICLE = ("a", "ein", "un", "")  # Czech has none
 LANGUAGES = ("en", "de", "fr", "cs")
 
 
-def sentence(rng: random.Random) -> dict[str, str]:
-    """One sentence in the four languages: an (adjective) noun, a verb, a place."""
+AND = ("and", "und", "et", "a")
+
+
+def clause(rng: random.Random) -> list[str]:
+    """One clause in the four languages: an (adjective) noun, a verb, a place."""
     adjective, noun, verb = rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(VERBS)
     place, where = rng.choice(PLACES), rng.choice(NOUNS)
-    out = {}
+    out = []
     for i, lang in enumerate(LANGUAGES):
         # French puts the adjective after the noun
         subject = f"{noun[i]} {adjective[i]}" if lang == "fr" else f"{adjective[i]} {noun[i]}"
-        words = [ARTICLE[i], subject, verb[i], place[i], where[i]]
-        text = " ".join(w for w in words if w) + "."
+        out.append(" ".join(w for w in [ARTICLE[i], subject, verb[i], place[i], where[i]] if w))
+    return out
+
+
+def sentence(rng: random.Random) -> dict[str, str]:
+    """Clauses joined by "and": mostly one to three, and one sentence in a hundred of twelve,
+    so that some are longer than any length limit the tests set."""
+    count = 12 if rng.random() < 0.01 else rng.choice([1, 1, 1, 2, 2, 3])
+    clauses = [clause(rng) for _ in range(count)]
+    out = {}
+    for i, lang in enumerate(LANGUAGES):
+        text = f" {AND[i]} ".join(c[i] for c in clauses) + "."
         out[lang] = text[0].upper() + text[1:]
     return out
 
