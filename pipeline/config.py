@@ -163,7 +163,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 SECTIONS = {"tokenizer": TokenizerConfig, "data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
-# Ranges, next to nothing else so that a reader finds them at once: (check, what is allowed).
+# The allowed values of each setting, checked whenever a config is made or loaded: (check, in words).
 RANGES: dict[str, tuple[Any, str]] = {
     "tokenizer.vocab_size": (lambda v: v >= 16, "at least 16"),
     "tokenizer.model_type": (lambda v: v in ("unigram", "bpe", "char", "word"), "unigram, bpe, char or word"),

@@ -1,10 +1,15 @@
+import gzip
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from pipeline import corpus
 from pipeline.corpus import PAIRS
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -67,11 +72,13 @@ def test_unknown_pair_fails_with_a_clear_message(tmp_path):
 def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
     """Exit status 1, one line on stderr that names the problem, and no traceback."""
     assert result.returncode == 1, result.stderr[-2000:]
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr[-2000:]
-    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
+    # Progress bars (the data stage's) may come before it; the error is the last line, and the only one.
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == lines[-1:], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
     for word in words:
-        assert word in lines[0]
+        assert word in errors[0], errors[0]
 
 
 TRAIN = ("train", "--tokenizer", "spm.model", "--run-dir", "run")
@@ -126,3 +133,49 @@ def test_a_bad_beam_size_is_a_usage_error(tmp_path):
     result = pipeline_cli("translate", "--model", "m", "--beam-size", "0", cwd=tmp_path)
     assert result.returncode == 2 and "'0' is not a beam size from 1 to 32" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def data_stage(raw: Path, tmp_path, env: dict) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pipeline", "data", "--data-dir", "tfds", "--manual-dir", str(raw)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+@pytest.fixture
+def offline(monkeypatch) -> dict:
+    """The environment of a machine whose downloads fail at once."""
+    return {**ENV, corpus.BASE_URL_ENV: f"http://127.0.0.1:{closed_port()}/"}
+
+
+def test_corpus_files_missing_corrupt_or_misaligned_are_one_line(shared_corpus, tmp_path, offline):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    missing = data_stage(raw, tmp_path, offline)
+    assert_one_line_error(missing, "could not download", "manual dir", "train.de.gz")
+
+    for name in corpus.file_names("de-en"):
+        shutil.copy(shared_corpus / name, raw / name)
+    data = bytearray((raw / "val.de.gz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (raw / "val.de.gz").write_bytes(bytes(data))
+    assert_one_line_error(data_stage(raw, tmp_path, offline), "val.de.gz has SHA-256", "corrupt")
+
+    # One line fewer on one side, with digests that match the files: the digests cannot tell.
+    shutil.copy(shared_corpus / "val.de.gz", raw / "val.de.gz")
+    lines = gzip.decompress((raw / "val.en.gz").read_bytes()).decode().splitlines(keepends=True)
+    (raw / "val.en.gz").write_bytes(gzip.compress("".join(lines[:-1]).encode()))
+    table = tmp_path / "SHA256SUMS"
+    table.write_text("".join(f"{corpus.sha256(raw / n)}  {n}\n" for n in corpus.file_names("de-en")))
+    misaligned = data_stage(raw, tmp_path, {**offline, corpus.DIGESTS_ENV: str(table)})
+    assert_one_line_error(misaligned, "val: 1014 de lines but 1013 en lines")
+
+
+def test_a_stage_before_the_data_stage_is_one_line(spm_model, tmp_path):
+    result = pipeline_cli("train", "--tokenizer", str(spm_model), "--data-dir", "nowhere", "--run-dir", "run",
+                          "--preset", "tiny", cwd=tmp_path)  # fmt: skip
+    assert_one_line_error(result, "is not prepared in nowhere", "make data")
