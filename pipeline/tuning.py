@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.files import write_json, write_text
+from pipeline.files import copy_file, write_json, write_text
 
 SETTINGS = (("model", "dropout"), ("train", "label_smoothing"), ("model", "tie_embeddings"),
             ("model", "units"), ("train", "learning_rate"))  # fmt: skip
@@ -33,9 +33,12 @@ def halvings(history: list[dict]) -> dict:
 
 
 def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
-    """Writes ``tuning.json`` and ``tuning.md`` to ``out_dir``; returns tuning.json."""
+    """Writes ``tuning.json`` and ``tuning.md`` to ``out_dir``, and each run's log, summary,
+    decoding and training figure to ``out_dir/<run>/``; returns tuning.json."""
     rows = []
     for run_dir in run_dirs:
+        for name in ("log.csv", "train.json", "decoding.json", "config.json", "training.png"):
+            copy_file(run_dir / name, out_dir / run_dir.name / name)
         config = json.loads((run_dir / "config.json").read_text())
         summary = json.loads((run_dir / "train.json").read_text())
         decoding = json.loads((run_dir / "decoding.json").read_text())

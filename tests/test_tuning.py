@@ -36,6 +36,8 @@ def write_run(folder, dropout: float, best: float) -> None:
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "train.json").write_text(json.dumps(summary))
     (folder / "decoding.json").write_text(json.dumps(decoding))
+    (folder / "log.csv").write_text("epoch,val_bleu\n1,1.0\n")
+    (folder / "training.png").write_bytes(b"\x89PNG")
 
 
 def test_summary_table_has_a_row_per_run_with_its_setting_and_scores(tmp_path):
