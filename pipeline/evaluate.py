@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from pipeline import corpus
-from pipeline.constants import DEFAULT_BEAM_SIZE
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY
 from pipeline.errors import UserError
 from pipeline.export import latest_version
 from pipeline.files import write_json, write_text
@@ -28,12 +28,10 @@ def load_translator(model: Path):
 
 
 def default_length_penalty(translator) -> float:
-    """The length penalty the model was tuned with (0.6 for an export that does not say)."""
-    return (
-        round(float(translator.default_length_penalty.numpy()), 4)
-        if hasattr(translator, "default_length_penalty")
-        else 0.6
-    )
+    """The length penalty the model was tuned with; DEFAULT_LENGTH_PENALTY if the export does not say."""
+    if not hasattr(translator, "default_length_penalty"):
+        return DEFAULT_LENGTH_PENALTY
+    return round(float(translator.default_length_penalty.numpy()), 4)
 
 
 def decoding_name(beam_size: int, length_penalty: float, default_penalty: float) -> str:
