@@ -20,9 +20,6 @@ input is bounded (``IdTranslator.search``), and so is the memory of one request
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -31,6 +28,7 @@ import tensorflow_text as tf_text
 from pipeline.config import load_config
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, PAD_ID, UNK_ID
 from pipeline.errors import UserError
+from pipeline.files import replace_dir
 from pipeline.models import build_model
 from pipeline.models.seq2seq import Seq2Seq
 from pipeline.search import beam_search
@@ -170,14 +168,7 @@ def ids_base(base: Path) -> Path:
 
 def save_atomically(module: tf.Module, signatures: dict, target: Path) -> None:
     """Writes aside and renames, so a server never sees a half-written version."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
-    try:
-        tf.saved_model.save(module, str(staging), signatures=signatures)
-        os.chmod(staging, 0o755)  # mkdtemp makes it 0700; a server may run as another user
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    replace_dir(target, lambda staging: tf.saved_model.save(module, str(staging), signatures=signatures))
 
 
 def export(run_dir: Path, base: Path) -> Path:
