@@ -235,7 +235,10 @@ def test_training_amount_does_not_depend_on_the_machines_speed(prepared_data, sp
         output, _ = process.communicate(timeout=600)
         assert process.returncode == 0, output[-3000:]
         runs[name] = json.loads((tmp_path / name / SUMMARY).read_text())
-    assert runs["slow"]["train_seconds"] > runs["fast"]["train_seconds"] + 5 * 8 * 0.25 * 0.9
+    # The slow run really was slower: 5 epochs of 8 steps add 10 s of sleep. Half of that is the
+    # bar, so a noisy machine (the fast run's own time varies by a second or two) cannot fail it.
+    added = runs["slow"]["train_seconds"] - runs["fast"]["train_seconds"]
+    assert added > 5 * 8 * 0.25 * 0.5, runs
     for key in ("epochs", "best_epoch", "stopped_by"):
         assert runs["slow"][key] == runs["fast"][key]
     assert runs["fast"]["epochs"] == 5
