@@ -77,14 +77,21 @@ def test_training_pairs_are_sentencepiece_ids_and_only_long_ones_dropped(
 
 
 def test_training_batches_respect_max_length(prepared_data, spm_model):
-    cfg = dataclasses.replace(CFG, max_length=12)
+    from pipeline import corpus
+
+    # The limit is the median pair's length, whatever the corpus: about half the pairs go.
+    sp = load_tokenizer(spm_model)
+    pairs = corpus.read_split("de-en", "train", prepared_data, CFG.train_limit)
+    lengths = [max(len(sp.encode(s)), len(sp.encode(t))) + 1 for s, t in zip(*pairs, strict=True)]
+    limit = sorted(lengths)[len(lengths) // 2]
+    cfg = dataclasses.replace(CFG, max_length=limit)
     data = batches("de-en", "train", prepared_data, spm_model, cfg, training=True)
     kept = 0
     for inputs, target_out in data:
-        assert inputs["source"].shape[1] <= 12
-        assert target_out.shape[1] <= 12
+        assert inputs["source"].shape[1] <= limit
+        assert target_out.shape[1] <= limit
         kept += len(target_out)
-    assert 0 < kept < CFG.train_limit  # some pairs are longer than 12 pieces and were dropped
+    assert kept == sum(n <= limit for n in lengths) < CFG.train_limit
 
 
 def test_length_sorted_batches_keep_padding_low(train_batches):
