@@ -4,8 +4,11 @@
 #   make evaluate PRESET=full  the best gru_bahdanau;  make evaluate VARIANT=lstm PAIR=en-de
 #   make seeds PRESET=converge gru_bahdanau with two more seeds: how much of a gap is noise
 #   make bench                 training steps against the CPU's floor, translation speed
+#   make evaluate CORPUS=ted_hrlr_translate/pt_to_en PAIR=pt-en   any TFDS translation dataset
+#   make membench              peak memory and time of tokenize and the input pipeline, 100k and 1M pairs
 #   make test | lint | clean
 
+CORPUS ?= multi30k
 PAIR ?= de-en
 VARIANTS ?= rnn lstm gru lstm_bahdanau gru_bahdanau gru_luong
 VARIANT ?= gru_bahdanau
@@ -20,21 +23,27 @@ DATA_DIR ?= data
 SHARED_CORPUS ?= ../shared/data/multi30k
 RAW_DIR ?= $(DATA_DIR)/raw/multi30k
 TFDS_DIR ?= $(DATA_DIR)/tfds
-SPM_DIR ?= $(DATA_DIR)/spm/$(PAIR)-$(PRESET)
-RUNS_DIR ?= runs/$(PAIR)-$(PRESET)
+# Multi30k's paths carry no corpus name; another corpus's carry its name as folders (data/spm/
+# ted_hrlr_translate/pt_to_en/pt-en-quick), so no two corpora share a tokenizer, run or report.
+CORPUS_PREFIX = $(if $(filter-out multi30k,$(CORPUS)),$(subst :,_,$(CORPUS))/)
+SPM_DIR ?= $(DATA_DIR)/spm/$(CORPUS_PREFIX)$(PAIR)-$(PRESET)
+RUNS_DIR ?= runs/$(CORPUS_PREFIX)$(PAIR)-$(PRESET)
 SAVED_DIR ?= saved_models
-REPORTS_DIR ?= reports/$(PAIR)/$(PRESET)
+REPORTS_DIR ?= reports/$(CORPUS_PREFIX)$(PAIR)/$(PRESET)
 COMPARE_DIR ?= $(REPORTS_DIR)
 BASELINE ?= gru_bahdanau
 # saved_models/gru_bahdanau for de-en, saved_models/gru_bahdanau_fr_en for fr-en
 PAIR_SUFFIX = $(if $(filter-out de-en,$(PAIR)),_$(subst -,_,$(PAIR)))
 
 PIPELINE = $(PYTHON) -m pipeline
-DATASET = $(TFDS_DIR)/multi30k/$(PAIR)/1.0.0/dataset_info.json
+# A catalogue dataset's folder depends on its version, which only TFDS knows: the data stage
+# records where it prepared it.
+DATASET = $(if $(CORPUS_PREFIX),$(DATA_DIR)/prepared/$(CORPUS_PREFIX)dataset.txt,\
+	$(TFDS_DIR)/multi30k/$(PAIR)/1.0.0/dataset_info.json)
 TOKENIZER = $(SPM_DIR)/spm.model
 COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate compare seeds tune bench readme test lint clean
+.PHONY: all install data tokenize train export evaluate compare seeds tune bench membench readme test lint clean
 .DELETE_ON_ERROR:
 # Keep the runs' files that only pattern rules name (never deleted as intermediates). Not a blanket
 # .SECONDARY: that makes every target secondary, and then a missing run does not force its retrain.
@@ -51,13 +60,17 @@ $(INSTALLED): setup.cfg pyproject.toml
 
 data: $(DATASET)
 $(DATASET): $(INSTALLED)
+ifeq ($(CORPUS),multi30k)
 	@# Seed the local copy from the shared corpus when there is one; the builder downloads what is missing.
 	@if [ -d $(SHARED_CORPUS) ]; then mkdir -p $(RAW_DIR) && cp -n $(SHARED_CORPUS)/*.gz $(RAW_DIR)/; fi
 	$(PIPELINE) data --pair $(PAIR) --data-dir $(TFDS_DIR) --manual-dir $(RAW_DIR)
+else
+	$(PIPELINE) data --corpus $(CORPUS) --pair $(PAIR) --data-dir $(TFDS_DIR) --record $@
+endif
 
 tokenize: $(TOKENIZER)
 $(TOKENIZER): $(DATASET)
-	$(PIPELINE) tokenize --pair $(PAIR) --preset $(PRESET) --data-dir $(TFDS_DIR) --out-dir $(SPM_DIR)
+	$(PIPELINE) tokenize --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --data-dir $(TFDS_DIR) --out-dir $(SPM_DIR)
 
 # One variant: make train|export|evaluate VARIANT=lstm
 train: $(RUNS_DIR)/$(VARIANT)/train.json
@@ -69,14 +82,14 @@ evaluate: $(REPORTS_DIR)/$(VARIANT)/test.json $(RUNS_DIR)/$(VARIANT)/exported.tx
 	@$(PYTHON) -c "import json; r = json.load(open('$<')); print(f\"BLEU {r['bleu']}  chrF {r['chrf']}  ({r['pair']} {r['split']}, $(VARIANT), $(PRESET), {r['decoding']})\")"
 
 $(RUNS_DIR)/%/train.json: $(TOKENIZER)
-	$(PIPELINE) train --pair $(PAIR) --preset $(PRESET) --variant $* \
+	$(PIPELINE) train --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --variant $* \
 		--data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(RUNS_DIR)/$*
 
 $(RUNS_DIR)/%/exported.txt: $(RUNS_DIR)/%/train.json
-	$(PIPELINE) export --run-dir $(RUNS_DIR)/$* --out $(SAVED_DIR)/$*$(PAIR_SUFFIX) --record $@
+	$(PIPELINE) export --run-dir $(RUNS_DIR)/$* --out $(SAVED_DIR)/$(CORPUS_PREFIX)$*$(PAIR_SUFFIX) --record $@
 
 # Validation and test with the export's default decoding (beam 5), test also greedy; test.json last.
-EVALUATE = $(PIPELINE) evaluate --pair $(PAIR) --preset $(PRESET) --data-dir $(TFDS_DIR)
+EVALUATE = $(PIPELINE) evaluate --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --data-dir $(TFDS_DIR)
 $(REPORTS_DIR)/%/test.json: $(RUNS_DIR)/%/exported.txt
 	$(EVALUATE) --model $$(cat $<) --split validation --out-dir $(REPORTS_DIR)/$*
 	$(EVALUATE) --model $$(cat $<) --split test --beam-size 1 --out-dir $(REPORTS_DIR)/$*
@@ -87,7 +100,7 @@ $(REPORTS_DIR)/%/test.json: $(RUNS_DIR)/%/exported.txt
 compare: $(COMPARE)
 	@cat $(COMPARE_DIR)/compare.md
 $(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json $(RUNS_DIR)/$(v)/exported.txt)
-	$(PIPELINE) report --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
+	$(PIPELINE) report --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
 		--runs-dir $(RUNS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR) --baseline $(BASELINE)
 
 # The same variant and preset with other seeds (initialisation, dropout, batch order): mean and spread.
@@ -97,7 +110,7 @@ SEED_RUNS = $(SEED_VARIANT) $(foreach s,$(SEEDS),$(SEED_VARIANT)-seed$(s))
 seeds: $(REPORTS_DIR)/seeds.json
 	@cat $(REPORTS_DIR)/seeds.md
 $(RUNS_DIR)/$(SEED_VARIANT)-seed%/train.json: $(TOKENIZER)
-	$(PIPELINE) train --pair $(PAIR) --preset $(PRESET) --variant $(SEED_VARIANT) --set train.seed=$* \
+	$(PIPELINE) train --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --variant $(SEED_VARIANT) --set train.seed=$* \
 		--set data.seed=$* --data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(@D)
 $(REPORTS_DIR)/seeds.json: $(foreach r,$(SEED_RUNS),$(REPORTS_DIR)/$(r)/test.json $(RUNS_DIR)/$(r)/exported.txt)
 	$(PIPELINE) seeds --runs $(SEED_RUNS) --reports-dir $(REPORTS_DIR) --out-dir $(REPORTS_DIR)
@@ -130,6 +143,13 @@ bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/exported.txt)
 		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
 		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1)
 
+# Peak memory (RSS, one process per measurement) and time of the tokenize stage and of one pass of
+# the training input pipeline, on a synthetic corpus of 100k and of 1M pairs generated under
+# $(DATA_DIR)/membench (not in git): reports/memory.{json,md}
+MEMBENCH_SIZES ?= 100000 1000000
+membench: $(INSTALLED)
+	$(PYTHON) -m pipeline.membench --sizes $(MEMBENCH_SIZES) --data-dir $(DATA_DIR)/membench --out-dir reports
+
 # Copy every table that has been produced into README.md, each between its markers.
 README_TABLES = full-de-en:reports/de-en/full/compare.md full-en-de:reports/en-de/full/compare.md \
 	converge:reports/de-en/converge/compare.md seeds:reports/de-en/converge/seeds.md \
@@ -146,4 +166,4 @@ lint: $(INSTALLED)
 	$(PYTHON) -m ruff format --check pipeline tests
 
 clean:
-	rm -rf runs $(DATA_DIR)/tfds $(DATA_DIR)/spm $(DATA_DIR)/raw $(SAVED_DIR)/*/ .pytest_cache
+	rm -rf runs $(DATA_DIR)/tfds $(DATA_DIR)/spm $(DATA_DIR)/raw $(DATA_DIR)/prepared $(SAVED_DIR)/*/ .pytest_cache

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.constants import DEFAULT_BEAM_SIZE, PAIRS
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, PAIRS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
@@ -19,10 +19,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     stages = parser.add_subparsers(dest="stage", required=True)
 
-    def stage(name: str, help: str, pair: bool = True, preset: bool = False):
+    def stage(name: str, help: str, pair: bool = True, preset: bool = False, corpus: bool = False):
         p = stages.add_parser(name, help=help)
         if pair:
-            p.add_argument("--pair", default="de-en", choices=PAIRS, help="source-target (default de-en)")
+            p.add_argument(
+                "--pair",
+                default="de-en",
+                help=f"source-target (default de-en): for Multi30k one of {', '.join(PAIRS)}; "
+                "for another corpus two of its languages, e.g. pt-en",
+            )
+        if corpus:
+            p.add_argument(
+                "--corpus",
+                default=DEFAULT_CORPUS,
+                help=f"{DEFAULT_CORPUS} (default) or a TFDS translation dataset: ted_hrlr_translate/pt_to_en",
+            )
         if preset:
             p.add_argument("--preset", default="quick", help="tiny, quick (default) or full")
             p.add_argument(
@@ -51,20 +62,21 @@ def main(argv: list[str] | None = None) -> int:
             help="GNMT alpha (default: the model's, tuned on validation)",
         )
 
-    p = stage("data", "build the TFDS dataset of one language pair")
+    p = stage("data", "build the TFDS dataset of one language pair", corpus=True)
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument(
         "--manual-dir",
         type=Path,
         default=None,
-        help="folder with the raw Multi30k .gz files; missing files are downloaded",
+        help="folder with the raw Multi30k .gz files (or a TFDS manual dir); missing files are downloaded",
     )
+    p.add_argument("--record", type=Path, default=None, help="file to write the prepared dataset's path to")
 
-    p = stage("tokenize", "train SentencePiece on the training split", preset=True)
+    p = stage("tokenize", "train SentencePiece on the training split", preset=True, corpus=True)
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument("--out-dir", type=Path, required=True)
 
-    p = stage("train", "train one model variant", preset=True)
+    p = stage("train", "train one model variant", preset=True, corpus=True)
     p.add_argument("--variant", default="gru_bahdanau")
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model file")
@@ -76,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="model base directory; versions go below it")
     p.add_argument("--record", type=Path, default=None, help="file to write the exported version's path to")
 
-    p = stage("evaluate", "translate a split through a SavedModel and score it", preset=True)
+    p = stage("evaluate", "translate a split through a SavedModel and score it", preset=True, corpus=True)
     p.add_argument("--model", type=Path, required=True, help="SavedModel version or base directory")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument("--out-dir", type=Path, required=True)
     decoding(p)
 
-    p = stage("report", "compare variants: table and figures", preset=True)
+    p = stage("report", "compare variants: table and figures", preset=True, corpus=True)
     p.add_argument("--variants", nargs="+", required=True)
     p.add_argument("--data-dir", type=Path, default=Path("data/tfds"))
     p.add_argument("--runs-dir", type=Path, required=True)
@@ -161,20 +173,31 @@ def load_tensorflow(quiet: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that --help answers at once, without loading TensorFlow; the config is
     # checked before TensorFlow loads, so that a mistake in it is reported at once.
-    from pipeline.config import make_config
+    from pipeline.config import check_pair, make_config
 
+    corpus_name = getattr(args, "corpus", DEFAULT_CORPUS)
+    if getattr(args, "pair", None) is not None:
+        check_pair(args.pair, corpus_name)
     if getattr(args, "preset", None) is not None:
-        cfg = make_config(args.preset, args.pair, getattr(args, "variant", None), args.overrides)
+        cfg = make_config(args.preset, args.pair, getattr(args, "variant", None), args.overrides, corpus_name)
     if args.stage not in LIGHT_STAGES:
         load_tensorflow(quiet=not (args.debug or os.environ.get("NMT_DEBUG") == "1"))
+    if hasattr(args, "corpus"):
+        from pipeline.corpus import open_builder
+
+        open_builder(args.pair, args.data_dir, corpus_name)  # has the pair's languages? before any work
     if args.stage == "data":
         from pipeline.corpus import prepare
 
-        print(prepare(args.pair, args.data_dir, args.manual_dir))
+        path = prepare(args.pair, args.data_dir, args.manual_dir, corpus_name)
+        if args.record:
+            args.record.parent.mkdir(parents=True, exist_ok=True)
+            args.record.write_text(f"{path}\n")
+        print(path)
     elif args.stage == "tokenize":
         from pipeline.tokenizer import train_tokenizer
 
-        print(train_tokenizer(cfg.tokenizer, args.pair, args.data_dir, args.out_dir))
+        print(train_tokenizer(cfg.tokenizer, args.pair, args.data_dir, args.out_dir, corpus_name))
     elif args.stage == "train":
         from pipeline.train import train
 
@@ -190,12 +213,12 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.evaluate import evaluate
 
         evaluate(args.model, args.pair, args.split, args.data_dir, args.out_dir, cfg.data.eval_limit,
-                 args.beam_size, args.length_penalty)  # fmt: skip
+                 args.beam_size, args.length_penalty, corpus_name)  # fmt: skip
     elif args.stage == "report":
         from pipeline.report import compare
 
         out = compare(args.pair, args.preset, args.variants, args.data_dir, args.runs_dir,
-                      args.reports_dir, args.out_dir, baseline=args.baseline)  # fmt: skip
+                      args.reports_dir, args.out_dir, args.baseline, corpus_name)  # fmt: skip
         print(out)
     elif args.stage == "seeds":
         from pipeline.variance import seeds

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.constants import PAIRS, VARIANT_NAMES
+from pipeline.constants import DEFAULT_CORPUS, PAIRS, VARIANT_NAMES
 from pipeline.errors import ConfigError
 from pipeline.files import write_text
 
@@ -22,6 +22,9 @@ class TokenizerConfig:
     vocab_size: int = 8000
     model_type: str = "unigram"
     train_limit: int | None = None  # sentence pairs to train on; None: the whole train split
+    # SentencePiece reads at most this many sentences, a random sample, when the split has more:
+    # its memory stays bounded on any corpus (Multi30k's 58,000 are read whole)
+    sample_sentences: int = 200_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class DataConfig:
     train_limit: int | None = None  # None: the whole split
     eval_limit: int | None = None
     seed: int = 1234
+    cache_pairs: int = 100_000  # a split up to this size is encoded once, kept in memory; larger ones stream
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class Config:
     pair: str = "de-en"
+    corpus: str = DEFAULT_CORPUS  # or a TFDS catalogue dataset, e.g. ted_hrlr_translate/pt_to_en
     preset: str = "quick"
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -126,12 +131,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def make_config(
-    preset: str = "quick", pair: str = "de-en", variant: str | None = None, overrides: list[str] | None = None
+    preset: str = "quick",
+    pair: str = "de-en",
+    variant: str | None = None,
+    overrides: list[str] | None = None,
+    corpus: str = DEFAULT_CORPUS,
 ) -> Config:
     """The defaults, then the preset, then the variant, then ``section.key=value`` overrides."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    tree = to_dict(Config(pair=pair, preset=preset))
+    tree = to_dict(Config(pair=pair, corpus=corpus, preset=preset))
     for section, values in PRESETS[preset].items():
         tree[section].update(values)
     if variant:
@@ -168,11 +177,13 @@ RANGES: dict[str, tuple[Any, str]] = {
     "tokenizer.vocab_size": (lambda v: v >= 16, "at least 16"),
     "tokenizer.model_type": (lambda v: v in ("unigram", "bpe", "char", "word"), "unigram, bpe, char or word"),
     "tokenizer.train_limit": (lambda v: v is None or v >= 1, "None or at least 1"),
+    "tokenizer.sample_sentences": (lambda v: v >= 1000, "at least 1000"),
     "data.batch_size": (lambda v: v >= 1, "at least 1"),
     "data.max_length": (lambda v: v >= 2, "at least 2"),
     "data.pool_batches": (lambda v: v >= 1, "at least 1"),
     "data.train_limit": (lambda v: v is None or v >= 1, "None or at least 1"),
     "data.eval_limit": (lambda v: v is None or v >= 1, "None or at least 1"),
+    "data.cache_pairs": (lambda v: v >= 0, "0 (always stream) or more"),
     "model.variant": (lambda v: v in VARIANT_NAMES, f"one of {', '.join(VARIANT_NAMES)}"),
     "model.embedding_dim": (lambda v: v >= 1, "at least 1"),
     "model.units": (lambda v: v >= 1, "at least 1"),
@@ -217,7 +228,7 @@ def from_dict(tree: dict[str, Any]) -> Config:
     """A Config from its JSON form, every value checked for type and range."""
     kwargs: dict[str, Any] = {}
     for name, value in tree.items():
-        if name in ("pair", "preset"):
+        if name in ("pair", "corpus", "preset"):
             kwargs[name] = value
             continue
         if name not in SECTIONS or not isinstance(value, dict):
@@ -232,9 +243,18 @@ def from_dict(tree: dict[str, Any]) -> Config:
             if not check(checked[key]):
                 raise ConfigError(f"{name}.{key} must be {allowed}, not {item!r}")
         kwargs[name] = SECTIONS[name](**checked)
-    if kwargs.get("pair", "de-en") not in PAIRS:
-        raise ConfigError(f"unknown language pair {kwargs['pair']!r}; choose one of {', '.join(PAIRS)}")
-    return Config(**kwargs)
+    check_pair(kwargs.get("pair", "de-en"), kwargs.get("corpus", DEFAULT_CORPUS))
+    return Config(**kwargs)  # a config.json from before corpora had names is Multi30k's
+
+
+def check_pair(pair: str, corpus: str = DEFAULT_CORPUS) -> None:
+    """Multi30k's pairs by name; for another corpus, the form only (``pipeline.corpus`` checks
+    its languages once the dataset's features are known)."""
+    if corpus == DEFAULT_CORPUS and pair not in PAIRS:
+        raise ConfigError(f"unknown language pair {pair!r}; choose one of {', '.join(PAIRS)}")
+    source, _, target = pair.partition("-")
+    if not (source and target) or "-" in target or source == target:
+        raise ConfigError(f"--pair {pair!r} must be two different languages, source-target, e.g. pt-en")
 
 
 def settings(tree: dict[str, Any]) -> list[str]:

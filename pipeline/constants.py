@@ -10,7 +10,9 @@ UNK_PIECE = "<unk>"
 BOS_PIECE = "<s>"
 EOS_PIECE = "</s>"
 
-LANGUAGES = ("en", "de", "fr", "cs")
+# The corpus by default; any other is a TFDS translation dataset by name (pipeline.corpus).
+DEFAULT_CORPUS = "multi30k"
+LANGUAGES = ("en", "de", "fr", "cs")  # Multi30k's
 PAIRS = ("de-en", "en-de", "fr-en", "en-fr", "cs-en", "en-cs")  # source-target
 
 # The model variants, named once: pipeline.models builds each (and checks it builds these).

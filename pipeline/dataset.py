@@ -2,6 +2,10 @@
 
 Elements are ``({"source": (batch, src_len), "target_in": (batch, tgt_len)}, target_out)``:
 source ends with EOS, target_in starts with BOS, target_out ends with EOS.
+
+Memory is bounded whatever the corpus: a split of at most ``data.cache_pairs`` pairs is encoded
+once and cached, a larger one is read and encoded again every epoch (streamed); the shuffle
+buffer and the length-sorted pools hold a fixed number of examples.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import tensorflow_text as tf_text
 
 from pipeline import corpus
 from pipeline.config import DataConfig
-from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.constants import BOS_ID, DEFAULT_CORPUS, EOS_ID, PAD_ID
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -28,10 +32,17 @@ def dense_rows(*ids):
     return tuple(tf.convert_to_tensor(x) for x in ids)
 
 
-def encoded_pairs(pair: str, split: str, data_dir: Path, spm_model: Path, limit: int | None = None):
+def encoded_pairs(
+    pair: str,
+    split: str,
+    data_dir: Path,
+    spm_model: Path,
+    limit: int | None = None,
+    corpus_name: str = DEFAULT_CORPUS,
+):
     """(source ids + EOS, BOS + target ids, target ids + EOS), each a 1-D int32 tensor."""
     tokenizer = load_sentencepiece(spm_model)
-    pairs = corpus.load_split(pair, split, data_dir)
+    pairs = corpus.load_split(pair, split, data_dir, corpus_name=corpus_name)
     if limit:
         pairs = pairs.take(limit)
 
@@ -63,16 +74,29 @@ def pooled_batches(examples: tf.data.Dataset, batch_size: int, pool_batches: int
 
 
 def batches(
-    pair: str, split: str, data_dir: Path, spm_model: Path, cfg: DataConfig, training: bool
+    pair: str,
+    split: str,
+    data_dir: Path,
+    spm_model: Path,
+    cfg: DataConfig,
+    training: bool,
+    corpus_name: str = DEFAULT_CORPUS,
 ) -> tf.data.Dataset:
     """Padded batches of similar length; training batches are filtered and shuffled.
 
     Training shuffles the examples, sorts them by length within pools (``pooled_batches``)
     and shuffles the batches again, so every epoch sees new batches and each batch holds
     sentences of nearly the same length.
+
+    A split larger than ``cfg.cache_pairs`` streams, and its batch count is left unknown: counting
+    would cost a whole extra pass over the corpus, for the first epoch's progress bar only.
     """
     limit = cfg.train_limit if split == "train" else cfg.eval_limit
-    examples = encoded_pairs(pair, split, data_dir, spm_model, limit).cache()
+    examples = encoded_pairs(pair, split, data_dir, spm_model, limit, corpus_name)
+    size = corpus.split_size(pair, split, data_dir, corpus_name=corpus_name)
+    cached = min(size, limit or size) <= cfg.cache_pairs
+    if cached:
+        examples = examples.cache()
     if training:
         examples = examples.filter(
             lambda s, ti, to: tf.logical_and(tf.size(s) <= cfg.max_length, tf.size(to) <= cfg.max_length)
@@ -85,6 +109,8 @@ def batches(
         lambda s, ti, to: ({"source": s.to_tensor(), "target_in": ti.to_tensor()}, to.to_tensor()),
         num_parallel_calls=AUTOTUNE,
     )
+    if not cached:
+        return batched.prefetch(AUTOTUNE)
     # The batch count is fixed, so counting once gives Keras a real progress bar.
     # Counting also fills the cache, so it costs nothing later.
     count = int(batched.reduce(0, lambda n, _: n + 1))

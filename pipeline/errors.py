@@ -17,3 +17,8 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """An unknown name, or a setting of the wrong type or out of its range."""
+
+
+class CorpusError(UserError):
+    """A corpus file is missing, cannot be downloaded, has the wrong digest, or a corpus lacks
+    a split or a language the run asks for."""

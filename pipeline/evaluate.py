@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from pipeline import corpus
-from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY
 from pipeline.errors import UserError
 from pipeline.export import latest_version
 from pipeline.files import write_json, write_text
@@ -75,6 +75,7 @@ def evaluate(
     limit: int | None = None,
     beam_size: int = DEFAULT_BEAM_SIZE,
     length_penalty: float | None = None,
+    corpus_name: str = DEFAULT_CORPUS,
 ) -> Path:
     """Writes ``<split>.hyp.txt`` and ``<split>.json`` (BLEU, chrF, timing) to ``out_dir``.
 
@@ -86,7 +87,8 @@ def evaluate(
     translator, model_dir = load_translator(model)
     default_penalty = default_length_penalty(translator)
     length_penalty = default_penalty if length_penalty is None else length_penalty
-    sources, references = corpus.read_split(pair, split, data_dir, limit)
+    sources, references = corpus.read_split(pair, split, data_dir, limit, corpus_name)
+    split_title = corpus.split_title(pair, split, data_dir, corpus_name)
 
     start = time.monotonic()
     hypotheses = translate_all(translator, sources, beam_size, length_penalty)
@@ -99,8 +101,9 @@ def evaluate(
     write_text(out_dir / f"{stem}.hyp.txt", "".join(h + "\n" for h in hypotheses))
     report = {
         "model": str(model_dir),
+        "corpus": corpus_name,
         "pair": pair,
-        "split": corpus.SPLITS[split],
+        "split": split_title,
         "sentences": len(sources),
         "decoding": decoding,
         "beam_size": beam_size,
@@ -109,6 +112,6 @@ def evaluate(
         "translate_seconds": round(seconds, 1),
     }
     out = write_json(out_dir / f"{stem}.json", report)
-    print(f"{pair} {corpus.SPLITS[split]} ({len(sources)} sentences, {decoding}): {report['bleu_detail']}")
+    print(f"{pair} {split_title} ({len(sources)} sentences, {decoding}): {report['bleu_detail']}")
     print(f"chrF2 = {report['chrf']}   signature: {report['bleu_signature']}")
     return out

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from pipeline import corpus, plots
 from pipeline.config import load_config, make_config
-from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.constants import BOS_ID, DEFAULT_CORPUS, EOS_ID, PAD_ID
 from pipeline.files import write_json, write_text
 from pipeline.metrics import BOOTSTRAP_SAMPLES, bleu, paired_bootstrap
 from pipeline.models import VARIANTS, build_model
@@ -126,7 +126,15 @@ def stopping_line(rows: list[dict]) -> str:
     return f"Every variant stopped by early stopping or its epoch limit ({named})."
 
 
-def markdown_table(rows: list[dict], pair: str, preset: str, sentences: int, baseline: str) -> str:
+def markdown_table(
+    rows: list[dict],
+    pair: str,
+    preset: str,
+    sentences: int,
+    baseline: str,
+    corpus_title: str = "Multi30k",
+    split_title: str = "test_2016_flickr",
+) -> str:
     buckets = list(rows[0]["test_bleu_by_length"])
     header = [
         "variant", "attention", "parameters", "epochs", "best epoch", "train min", "tokens/s", "val BLEU",
@@ -134,7 +142,7 @@ def markdown_table(rows: list[dict], pair: str, preset: str, sentences: int, bas
         *[f"BLEU {b} words" for b in buckets],
     ]  # fmt: skip
     intro = (
-        f"Multi30k {pair}, preset `{preset}`, test_2016_flickr ({sentences} sentences), translated by the "
+        f"{corpus_title} {pair}, preset `{preset}`, {split_title} ({sentences} sentences), translated by the "
         "exported SavedModels with beam 5 and each model's length penalty tuned on validation (greedy in "
         "its own column); sacreBLEU, cased and detokenized, with the 95% bootstrap confidence interval; "
         '"test BLEU lc" is lowercased; p is paired bootstrap resampling '
@@ -189,6 +197,7 @@ def compare(
     reports_dir: Path,
     out_dir: Path,
     baseline: str = "gru_bahdanau",
+    corpus_name: str = DEFAULT_CORPUS,
 ) -> Path:
     """Writes compare.json, compare.md and the figures to ``out_dir``; returns compare.json.
 
@@ -196,8 +205,10 @@ def compare(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     baseline = baseline if baseline in variants else variants[0]
-    limit = make_config(preset, pair).data.eval_limit
-    sources, references = corpus.read_split(pair, "test", data_dir, limit)
+    limit = make_config(preset, pair, corpus=corpus_name).data.eval_limit
+    sources, references = corpus.read_split(pair, "test", data_dir, limit, corpus_name)
+    corpus_title = "Multi30k" if corpus_name == DEFAULT_CORPUS else corpus_name
+    split_title = corpus.split_title(pair, "test", data_dir, corpus_name)
 
     rows, hypotheses, flows, heatmaps = [], {}, {}, {}
     for variant in variants:
@@ -213,6 +224,7 @@ def compare(
         r["p_vs_baseline"] = p[r["variant"]]
 
     report = {
+        "corpus": corpus_name,
         "pair": pair,
         "preset": preset,
         "sentences": len(sources),
@@ -220,7 +232,8 @@ def compare(
         "variants": rows,
         "gradient_flow": {v: [float(x) for x in f] for v, f in flows.items()},
     }
-    write_text(out_dir / "compare.md", markdown_table(rows, pair, preset, len(sources), baseline))
+    write_text(out_dir / "compare.md", markdown_table(rows, pair, preset, len(sources), baseline,
+                                                       corpus_title, split_title))  # fmt: skip
     plots.plot_bleu_by_variant(rows, out_dir / "bleu_by_variant.png")
     plots.plot_bleu_by_length(rows, out_dir / "bleu_by_length.png")
     plots.plot_gradient_flow(flows, out_dir / "gradient_flow.png")

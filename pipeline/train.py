@@ -54,7 +54,7 @@ def xent(y_true, y_pred):
 
 
 def validation_bleu(cfg: Config, data_dir: Path, sp: spm.SentencePieceProcessor) -> ValidationBLEU:
-    sources, references = corpus.read_split(cfg.pair, "validation", data_dir, cfg.data.eval_limit)
+    sources, references = corpus.read_split(cfg.pair, "validation", data_dir, cfg.data.eval_limit, cfg.corpus)
     rows = [ids + [EOS_ID] for ids in sp.encode(sources)]
     return ValidationBLEU(rows, references, sp.decode)
 
@@ -81,11 +81,14 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, forc
         print(f"{run_dir} is trained already ({SUMMARY}); --force trains it again")
         return run_dir / SUMMARY
     sp = load_tokenizer(tokenizer_path)  # a missing or corrupt model fails here, before any work
+    corpus.prepared(cfg.pair, data_dir, cfg.corpus)  # and a corpus not prepared, or without the languages
     start_run(cfg, run_dir, tokenizer_path, force)
     keras.utils.set_random_seed(cfg.train.seed)
 
-    train_batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer_path, cfg.data, training=True)
-    val_batches = dataset.batches(cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, training=False)
+    train_batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer_path, cfg.data, True, cfg.corpus)
+    val_batches = dataset.batches(
+        cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, False, cfg.corpus
+    )
     tokens_per_epoch = dataset.count_target_tokens(train_batches)
     model = compile_model(build_model(cfg.model, sp.vocab_size()), cfg)
     print(f"{cfg.model.variant}: {model.count_params():,} parameters, vocabulary {sp.vocab_size()}")

@@ -1,9 +1,10 @@
 import dataclasses
+import json
 import re
 
 import pytest
 
-from pipeline.config import PRESETS, Config, load_config, make_config, save_config
+from pipeline.config import PRESETS, Config, load_config, make_config, save_config, to_dict
 from pipeline.errors import ConfigError
 
 
@@ -97,3 +98,19 @@ def test_unknown_pair_and_variant_are_refused_before_any_work():
         make_config("tiny", pair="xx-yy")
     with pytest.raises(ConfigError, match="model.variant must be one of"):
         make_config("tiny", variant="gur")
+
+
+def test_a_config_json_from_before_corpora_loads_as_multi30k(tmp_path):
+    cfg = make_config("tiny")
+    old = to_dict(cfg)
+    del old["corpus"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert load_config(tmp_path / "config.json") == cfg and cfg.corpus == "multi30k"
+
+
+def test_another_corpus_takes_any_pair_of_two_languages():
+    assert make_config("tiny", "pt-en", corpus="ted_hrlr_translate/pt_to_en").pair == "pt-en"
+    with pytest.raises(ConfigError, match="two different languages"):
+        make_config("tiny", "pt", corpus="ted_hrlr_translate/pt_to_en")
+    with pytest.raises(ConfigError, match="unknown language pair 'pt-en'"):
+        make_config("tiny", "pt-en")  # Multi30k has no Portuguese

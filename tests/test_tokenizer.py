@@ -27,12 +27,31 @@ def test_trains_on_the_train_split_only(prepared_data, tmp_path, monkeypatch):
     requested = []
     load_split = corpus.load_split
 
-    def recording_load_split(pair, split, data_dir):
+    def recording_load_split(pair, split, data_dir, **kwargs):
         requested.append((pair, split))
-        return load_split(pair, split, data_dir)
+        return load_split(pair, split, data_dir, **kwargs)
 
     monkeypatch.setattr(corpus, "load_split", recording_load_split)
     path = train_tokenizer(TokenizerConfig(vocab_size=100, train_limit=200), "de-en", prepared_data, tmp_path)
     assert requested == [("de-en", "train")]
     assert path == tmp_path / "spm.model" and path.is_file()
     assert load_tokenizer(path).vocab_size() == 100
+
+
+def trainer_spec(path):
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(path.read_bytes())
+    return model.trainer_spec
+
+
+def test_a_sample_smaller_than_the_corpus_is_what_sentencepiece_reads(prepared_data, tmp_path):
+    # 2,000 pairs are 4,000 sentences: a 1,000-sentence sample is taken, a 4,000 one is not needed.
+    sampled = TokenizerConfig(vocab_size=100, train_limit=2000, sample_sentences=1000)
+    spec = trainer_spec(train_tokenizer(sampled, "de-en", prepared_data, tmp_path / "sampled"))
+    assert spec.input_sentence_size == 1000 and spec.shuffle_input_sentence
+
+    whole = TokenizerConfig(vocab_size=100, train_limit=2000, sample_sentences=4000)
+    spec = trainer_spec(train_tokenizer(whole, "de-en", prepared_data, tmp_path / "whole"))
+    assert spec.input_sentence_size == 0  # every sentence, and SentencePiece's arguments as before

@@ -21,7 +21,7 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from pipeline.constants import PAIRS
-from pipeline.errors import ConfigError, UserError
+from pipeline.errors import ConfigError, CorpusError
 
 # Files of github.com/multi30k/dataset, data/task1/raw/, byte for byte.
 BASE_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/"
@@ -50,10 +50,6 @@ INSTRUCTIONS = (
     "github.com/multi30k/dataset (data/task1/raw/) in one folder and pass it as "
     "the manual dir (`python -m pipeline data --manual-dir DIR`, or `make data RAW_DIR=DIR`)."
 )
-
-
-class CorpusError(UserError):
-    """A corpus file is missing, cannot be downloaded, or has the wrong digest."""
 
 
 def file_names(pair: str) -> list[str]:
@@ -182,34 +178,3 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
             raise CorpusError(f"{stem}: {len(sources)} {source} lines but {len(targets)} {target} lines")
         for index, (src, tgt) in enumerate(zip(sources, targets, strict=True)):
             yield index, {source: src, target: tgt}
-
-
-def prepare(pair: str, data_dir: Path, manual_dir: Path | None = None) -> Path:
-    """The data stage: builds the TFDS dataset of one pair and returns its directory."""
-    builder = Multi30k(config=pair, data_dir=str(data_dir))
-    config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
-    builder.download_and_prepare(download_config=config)
-    return Path(builder.data_dir)
-
-
-def load_split(pair: str, split: str, data_dir: Path):
-    """A prepared split as a tf.data.Dataset of (source, target) strings."""
-    builder = Multi30k(config=pair, data_dir=str(data_dir))
-    if not builder.is_prepared():
-        raise UserError(
-            f"Multi30k {pair} is not prepared in {data_dir}: run the data stage first (make data)"
-        )
-    return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-
-
-def read_split(
-    pair: str, split: str, data_dir: Path, limit: int | None = None
-) -> tuple[list[str], list[str]]:
-    """The first ``limit`` (default: all) sentence pairs of a split, as source and target lists."""
-    pairs = load_split(pair, split, data_dir)
-    pairs = pairs.take(limit) if limit else pairs
-    sources, targets = [], []
-    for source, target in pairs.as_numpy_iterator():
-        sources.append(source.decode("utf-8"))
-        targets.append(target.decode("utf-8"))
-    return sources, targets
