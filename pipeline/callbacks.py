@@ -8,8 +8,8 @@ read it, and the checkpoint records what they decided.
 
 Under a multi-worker strategy every worker runs these callbacks, and a decision that ends
 training must be the same on all of them, or the others wait in the next step's all-reduce for
-ever: validation BLEU is the chief's on every worker (``agree``), the time guard fires on all
-when it fires on one, and only the chief writes (``EpochCheckpoint(write=...)``).
+ever: validation BLEU is the chief's on every worker (``agree``), and the time guard fires on
+all when it fires on one.
 """
 
 from __future__ import annotations
@@ -188,14 +188,11 @@ class EpochCheckpoint(Stateful):
     """After every epoch: the weights, the optimizer and every ``stateful`` callback's state, in one
     atomic checkpoint; ``log.csv`` rewritten from the whole history. Keeps the newest checkpoint
     (where a restart resumes) and the ``keep_best`` best by ``monitor`` (for selection and averaging).
-    Without ``write`` (a worker other than the chief) it keeps the history and writes nothing.
     """
 
     def __init__(self, folder: Path, log_csv: Path, stateful: dict[str, Stateful], keep_best: int,
-                 ceiling_gflops: float | None = None, monitor: str = "val_bleu",
-                 write: bool = True):  # fmt: skip
+                 ceiling_gflops: float | None = None, monitor: str = "val_bleu"):  # fmt: skip
         super().__init__()
-        self.write = write
         self.folder, self.log_csv, self.stateful = folder, log_csv, stateful
         self.keep_best, self.monitor = max(keep_best, 1), monitor
         self.history: list[dict] = []  # one row of logs per finished epoch, all processes
@@ -207,8 +204,6 @@ class EpochCheckpoint(Stateful):
         row = {"epoch": epoch + 1, "process": self.process}
         row.update({k: round(float(v), 6) for k, v in logs.items()})
         self.history.append(row)
-        if not self.write:
-            return
         state = {
             "epoch": epoch + 1,
             **self.state(),

@@ -81,6 +81,29 @@ def for_strategy(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy) -> 
     return dataset.with_options(options)
 
 
+def build_for_fit(model: keras.Model, batches: tf.data.Dataset, strategy: tf.distribute.Strategy) -> None:
+    """Builds ``model``'s metrics from one batch, for ``fit`` in ``strategy.scope()``.
+
+    Under a strategy Keras builds them itself from a batch it averages across the replicas
+    first, which fails for our dict inputs under MultiWorkerMirroredStrategy; built here, and
+    with the strategy left to the scope, fit skips that step. Either way one batch is drawn
+    before training, so the seeded shuffles are the same under every strategy.
+    """
+    if not is_multi_worker(strategy):
+        return
+    with strategy.scope():
+        model._symbolic_build(data_batch=next(iter(batches)))
+    model._distribute_strategy = None  # fit, in strategy.scope(), finds it there
+    # Keras averages each step's metrics over the workers along axis 0, which scalars lack
+    # (tensorflow/tensorflow#72388): give them one.
+    compute_metrics = model.compute_metrics
+
+    def with_axis(*args, **kwargs):
+        return {name: tf.reshape(value, [1]) for name, value in compute_metrics(*args, **kwargs).items()}
+
+    model.compute_metrics = with_axis
+
+
 def replicas_in_step() -> int:
     """How many replicas compute the current step together: 1 outside a distributed step."""
     context = tf.distribute.get_replica_context()

@@ -14,11 +14,13 @@ worker resumes from the chief's last checkpoint, so the run directory must be sh
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 import sentencepiece as spm
 import tensorflow as tf
+from keras.callbacks import TensorBoard
 
 from pipeline import checkpoints, corpus, dataset, distribute
 from pipeline.callbacks import Clock, EpochCheckpoint, Plateau, Selection, ValidationBLEU
@@ -102,6 +104,9 @@ def train(
     sp = load_tokenizer(tokenizer_path)  # a missing or corrupt model fails here, before any work
     if chief:
         start_run(cfg, run_dir, tokenizer_path, force)
+        out = run_dir
+    else:
+        out = worker_dir(run_dir, force)
     keras.utils.set_random_seed(cfg.train.seed)
 
     # data.batch_size is the global batch, cut into one slice per replica; every worker reads
@@ -112,8 +117,7 @@ def train(
     train_batches, val_batches = (distribute.for_strategy(d, strategy) for d in (train_batches, val_batches))
     with strategy.scope():
         model = compile_model(build_model(cfg.model, sp.vocab_size()), cfg)
-        # With --force the chief has cleared the run; another worker may still see its old checkpoints.
-        state = {} if force and not chief else checkpoints.restore(run_dir / CHECKPOINTS, model, tidy=chief)
+        state = checkpoints.restore(out / CHECKPOINTS, model)
     print(f"{cfg.model.variant}: {model.count_params():,} parameters, vocabulary {sp.vocab_size()}")
     if strategy.num_replicas_in_sync > 1:
         print(f"train.strategy={cfg.train.strategy}: {strategy.num_replicas_in_sync} replicas, "
@@ -125,8 +129,7 @@ def train(
     clock = Clock(cfg.train.time_budget_minutes, anyone)
     stateful = {"selection": selection, "plateau": plateau, "clock": clock}
     ceiling = round(matmul_rate(), 1)  # this machine's speed, beside every time the run reports
-    checkpoint = EpochCheckpoint(run_dir / CHECKPOINTS, run_dir / LOG, stateful, cfg.train.average, ceiling,
-                                 write=chief)  # fmt: skip
+    checkpoint = EpochCheckpoint(out / CHECKPOINTS, out / LOG, stateful, cfg.train.average, ceiling)
     if state:
         checkpoint.restore(state)
         for name, callback in stateful.items():
@@ -134,20 +137,37 @@ def train(
         print(f"resuming after epoch {state['epoch']} (process {checkpoint.process})")
     done = state.get("epoch", 0)
     if done < cfg.train.epochs and not (selection.stopped or clock.fired):
-        model.fit(
-            train_batches,
-            validation_data=val_batches,
-            initial_epoch=done,
-            epochs=cfg.train.epochs,
-            callbacks=[bleu, selection, plateau, clock, checkpoint]
-            + ([keras.callbacks.TensorBoard(run_dir / "tb")] if chief else []),
-            shuffle=False,  # shuffled by tf.data
-            verbose=1,
-        )
-    if not chief:
-        print(f"trained; the chief writes {run_dir / SUMMARY}")
-        return run_dir / SUMMARY
-    return finish(cfg, run_dir, model, bleu, checkpoint, selection, clock, tokens_per_epoch)
+        distribute.build_for_fit(model, train_batches, strategy)
+        with strategy.scope():
+            model.fit(
+                train_batches,
+                validation_data=val_batches,
+                initial_epoch=done,
+                epochs=cfg.train.epochs,
+                callbacks=[bleu, selection, plateau, clock, checkpoint, TensorBoard(out / "tb")],
+                shuffle=False,  # shuffled by tf.data
+                verbose=1,
+            )
+    summary = finish(cfg, out, model, bleu, checkpoint, selection, clock, tokens_per_epoch)
+    if chief:
+        return summary
+    shutil.rmtree(out)
+    print(f"trained; the chief writes {run_dir / SUMMARY}")
+    return run_dir / SUMMARY
+
+
+def worker_dir(run_dir: Path, force: bool) -> Path:
+    """A scratch run directory for a worker other than the chief, with the chief's checkpoints.
+
+    Such a worker does all that the chief does, writes included, and throws its files away at
+    the end: saving weights reads variables (the optimizer's step count) through collective
+    ops, which every worker must run together. It resumes from the chief's checkpoints, which
+    the run directory, shared, holds.
+    """
+    out = Path(tempfile.mkdtemp(prefix="nmt-worker-"))
+    if not force and (run_dir / CHECKPOINTS).is_dir():  # with --force the chief starts afresh
+        shutil.copytree(run_dir / CHECKPOINTS, out / CHECKPOINTS, ignore=shutil.ignore_patterns(".*"))
+    return out
 
 
 def finish(

@@ -131,13 +131,23 @@ def start_workers(run_dirs: list[Path], data_dir, spm_model, overrides, **env) -
     ]
 
 
+def finish_all(workers: list[subprocess.Popen], timeout: float = 300) -> list[str]:
+    """Each worker's output once all exit 0; one that fails or hangs takes the others down with it."""
+    try:
+        return [finish(w, timeout) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.communicate()
+
+
 @pytest.mark.slow
 def test_two_workers_train_and_only_the_chief_writes(prepared_data, spm_model, tmp_path):
     # Worker 1 is given a run directory of its own, to see that it writes nothing there.
     chief_dir, other_dir = tmp_path / "run", tmp_path / "worker-1"
     overrides = ["train.epochs=2", "train.length_penalties=[0.6]"]
-    workers = start_workers([chief_dir, other_dir], prepared_data, spm_model, overrides)
-    outputs = [finish(w) for w in workers]
+    outputs = finish_all(start_workers([chief_dir, other_dir], prepared_data, spm_model, overrides))
     assert "train.strategy=multi_worker: 2 replicas, 16 sentences each per batch" in outputs[0]
     assert "the chief writes" in outputs[1]
     assert not other_dir.exists()
