@@ -87,7 +87,7 @@ def build_for_fit(model: keras.Model, batches: tf.data.Dataset, strategy: tf.dis
     Under a strategy Keras builds them itself from a batch it averages across the replicas
     first, which fails for our dict inputs under MultiWorkerMirroredStrategy; built here, and
     with the strategy left to the scope, fit skips that step. Either way one batch is drawn
-    before training, so the seeded shuffles are the same under every strategy.
+    before training, so the seeded shuffles are the same under mirrored and multi_worker.
     """
     if not is_multi_worker(strategy):
         return

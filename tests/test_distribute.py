@@ -1,4 +1,4 @@
-"""Training under tf.distribute: two logical CPU devices, two worker processes, a killed worker.
+"""Training under tf.distribute: two logical CPU devices against one, and two worker processes.
 
 Each run is a real training process (tests/train_process.py): a strategy must be set up before
 TensorFlow starts, which this test process did long ago.
