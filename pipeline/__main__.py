@@ -199,9 +199,13 @@ def run(args: argparse.Namespace) -> int:
 
         print(train_tokenizer(cfg.tokenizer, args.pair, args.data_dir, args.out_dir, corpus_name))
     elif args.stage == "train":
+        from pipeline.distribute import build
+
+        # Before any other TensorFlow op: a multi-worker strategy sets up the process's collectives.
+        strategy = build(cfg.train.strategy)
         from pipeline.train import train
 
-        print(train(cfg, args.run_dir, args.data_dir, args.tokenizer, force=args.force))
+        print(train(cfg, args.run_dir, args.data_dir, args.tokenizer, force=args.force, strategy=strategy))
     elif args.stage == "export":
         from pipeline.export import export
 

@@ -5,6 +5,11 @@ takes it back with ``restore()``. ``EpochCheckpoint``, last in the list, writes 
 with the weights and the optimizer after every epoch (``pipeline.checkpoints``). Order
 matters: ``ValidationBLEU`` adds ``val_bleu`` to the epoch's logs, the callbacks after it
 read it, and the checkpoint records what they decided.
+
+Under a multi-worker strategy every worker runs these callbacks, and a decision that ends
+training must be the same on all of them, or the others wait in the next step's all-reduce for
+ever: validation BLEU is the chief's on every worker (``agree``), and the time guard fires on
+all when it fires on one.
 """
 
 from __future__ import annotations
@@ -40,13 +45,19 @@ class ValidationBLEU(keras.callbacks.Callback):
         sources: each sentence's ids, EOS last.
         references: the detokenized reference translations.
         detokenize: output ids -> text.
+        agree: the score every worker uses, from this worker's (``distribute.agreement``: the
+            chief's); the identity with one process.
     """
 
     def __init__(
-        self, sources: list[list[int]], references: list[str], detokenize: Callable[[list[int]], str]
+        self,
+        sources: list[list[int]],
+        references: list[str],
+        detokenize: Callable[[list[int]], str],
+        agree: Callable[[float], float] = lambda score: score,
     ):
         super().__init__()
-        self.sources, self.references, self.detokenize = sources, references, detokenize
+        self.sources, self.references, self.detokenize, self.agree = sources, references, detokenize, agree
         self.search = None
 
     def score(self, model: keras.Model, beam_size: int = 1, alpha: float = 0.0) -> float:
@@ -56,7 +67,7 @@ class ValidationBLEU(keras.callbacks.Callback):
         return round(bleu([self.detokenize(ids) for ids in outputs], self.references), 2)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs["val_bleu"] = self.score(self.model)
+        logs["val_bleu"] = self.agree(self.score(self.model))
         print(f"epoch {epoch + 1}: validation BLEU {logs['val_bleu']} (greedy)")
 
 
@@ -134,10 +145,13 @@ class Clock(Stateful):
     Counts whole epochs (training steps and validation): the part of an epoch that a kill
     interrupted is redone, not counted. With ``minutes``, no epoch starts that would end
     after the budget, judged by the mean epoch so far; ``fired`` says that it stopped the run.
+    ``anyone`` turns this process's decision into every worker's (``distribute.agreement``):
+    workers time their epochs apart, and one that stopped alone would leave the others waiting.
     """
 
-    def __init__(self, minutes: float | None):
+    def __init__(self, minutes: float | None, anyone: Callable[[bool], bool] = lambda flag: flag):
         super().__init__()
+        self.anyone = anyone
         self.budget = minutes * 60 if minutes else None
         self.seconds = 0.0  # whole epochs, all processes
         self.step_seconds = 0.0  # training steps alone, validation excluded
@@ -157,7 +171,8 @@ class Clock(Stateful):
         self.step_seconds += (self.test_start or now) - self.epoch_start
         self.epochs += 1
         logs["seconds"] = round(now - self.epoch_start, 1)
-        if self.budget and self.seconds * (self.epochs + 1) / self.epochs > self.budget:
+        # Every worker has the same budget, so each asks the others at the same epochs.
+        if self.budget and self.anyone(self.seconds * (self.epochs + 1) / self.epochs > self.budget):
             self.fired = self.model.stop_training = True
 
     def state(self) -> dict:

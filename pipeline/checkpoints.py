@@ -43,10 +43,16 @@ def save(folder: Path, epoch: int, model: keras.Model, state: dict) -> Path:
     return replace_dir(epoch_dir(folder, epoch), write)
 
 
-def restore(folder: Path, model: keras.Model) -> dict:
-    """Loads the newest checkpoint into ``model`` and its optimizer; returns its state ({} if none)."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    remove_stale(folder)  # a checkpoint whose writing was killed
+def restore(folder: Path, model: keras.Model, tidy: bool = True) -> dict:
+    """Loads the newest checkpoint into ``model`` and its optimizer; returns its state ({} if none).
+
+    Under a strategy, call it in ``strategy.scope()``: building the optimizer makes its variables,
+    mirrored there, and assigning a value sets every replica's copy. ``tidy`` (the process that
+    writes the run) removes what a killed write left; the other workers only read.
+    """
+    if tidy:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        remove_stale(folder)  # a checkpoint whose writing was killed
     found = epochs(folder)
     if not found:
         return {}

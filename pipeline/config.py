@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.constants import DEFAULT_CORPUS, PAIRS, VARIANT_NAMES
+from pipeline.constants import DEFAULT_CORPUS, PAIRS, STRATEGIES, VARIANT_NAMES
 from pipeline.errors import ConfigError
 from pipeline.files import write_text
 
@@ -63,6 +63,9 @@ class TrainConfig:
     length_penalties: tuple[float, ...] = (0.6,)  # tried on validation with beam 5; the best is the default
     time_budget_minutes: float | None = None  # a guard: no epoch starts that would overrun it
     seed: int = 1234
+    # default (one device), mirrored (this machine's devices) or multi_worker (machines in TF_CONFIG);
+    # data.batch_size stays the global batch, so the strategy changes the speed, not what is trained
+    strategy: str = "default"
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,7 @@ RANGES: dict[str, tuple[Any, str]] = {
         "one or more in [0, 10]",
     ),
     "train.time_budget_minutes": (lambda v: v is None or v > 0, "None or positive"),
+    "train.strategy": (lambda v: v in STRATEGIES, ", ".join(STRATEGIES[:-1]) + f" or {STRATEGIES[-1]}"),
 }
 
 

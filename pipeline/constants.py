@@ -21,3 +21,6 @@ VARIANT_NAMES = ("rnn", "lstm", "gru", "lstm_bahdanau", "gru_bahdanau", "gru_luo
 # The decoding the exported model uses when a client does not choose one.
 DEFAULT_BEAM_SIZE = 5
 DEFAULT_LENGTH_PENALTY = 0.6  # for an export whose run did not tune it
+
+# train.strategy: one device, the local devices of one machine, or several machines (TF_CONFIG).
+STRATEGIES = ("default", "mirrored", "multi_worker")

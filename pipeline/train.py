@@ -5,17 +5,24 @@ A run directory holds everything a later stage needs (``config.json``, ``spm.mod
 checkpoint per epoch (``checkpoints/``). Started again with the same config after a kill,
 the run goes on from its last finished epoch with everything it had decided: the best
 epoch and its score, early stopping's patience, the learning rate, the time spent.
+
+Under a ``tf.distribute`` strategy (``pipeline.distribute``) the same code trains on several
+devices or machines; with several workers only the chief writes the run directory, and every
+worker resumes from the chief's last checkpoint, so the run directory must be shared.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 import sentencepiece as spm
+import tensorflow as tf
+from keras.callbacks import TensorBoard
 
-from pipeline import checkpoints, corpus, dataset
+from pipeline import checkpoints, corpus, dataset, distribute
 from pipeline.callbacks import Clock, EpochCheckpoint, Plateau, Selection, ValidationBLEU
 from pipeline.config import Config, load_config, save_config, to_dict
 from pipeline.constants import DEFAULT_BEAM_SIZE, EOS_ID
@@ -42,7 +49,8 @@ class RunError(UserError):
 
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
-    optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
+    """Call in the strategy's scope: the optimizer and the metrics make variables."""
+    optimizer = distribute.GlobalBatchAdam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
     loss = MaskedCrossEntropy(cfg.train.label_smoothing)
     # xent: the plain cross-entropy, comparable across label smoothing settings
     model.compile(optimizer=optimizer, loss=loss, metrics=[masked_accuracy, xent])
@@ -53,10 +61,12 @@ def xent(y_true, y_pred):
     return masked_cross_entropy(y_true, y_pred)
 
 
-def validation_bleu(cfg: Config, data_dir: Path, sp: spm.SentencePieceProcessor) -> ValidationBLEU:
+def validation_bleu(
+    cfg: Config, data_dir: Path, sp: spm.SentencePieceProcessor, agree=lambda score: score
+) -> ValidationBLEU:
     sources, references = corpus.read_split(cfg.pair, "validation", data_dir, cfg.data.eval_limit, cfg.corpus)
     rows = [ids + [EOS_ID] for ids in sp.encode(sources)]
-    return ValidationBLEU(rows, references, sp.decode)
+    return ValidationBLEU(rows, references, sp.decode, agree)
 
 
 def start_run(cfg: Config, run_dir: Path, tokenizer_path: Path, force: bool) -> None:
@@ -72,34 +82,57 @@ def start_run(cfg: Config, run_dir: Path, tokenizer_path: Path, force: bool) -> 
     copy_file(tokenizer_path, run_dir / TOKENIZER)
 
 
-def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, force: bool = False) -> Path:
+def train(
+    cfg: Config,
+    run_dir: Path,
+    data_dir: Path,
+    tokenizer_path: Path,
+    force: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+) -> Path:
     """Trains ``cfg.model.variant`` until early stopping or ``cfg.train.epochs``; returns ``train.json``.
 
     A finished run (one with ``train.json``) is reused as it is; ``force`` redoes it.
+    ``strategy`` is ``distribute.build(cfg.train.strategy)``, made before any other TensorFlow
+    op of the process; without one it is made here, first.
     """
+    strategy = strategy or distribute.build(cfg.train.strategy)
+    chief = distribute.is_chief(strategy)  # the one process that writes the run directory
     if (run_dir / SUMMARY).is_file() and not force:
         print(f"{run_dir} is trained already ({SUMMARY}); --force trains it again")
         return run_dir / SUMMARY
     sp = load_tokenizer(tokenizer_path)  # a missing or corrupt model fails here, before any work
     corpus.prepared(cfg.pair, data_dir, cfg.corpus)  # and a corpus not prepared, or without the languages
-    start_run(cfg, run_dir, tokenizer_path, force)
+    if chief:
+        start_run(cfg, run_dir, tokenizer_path, force)
+        out = run_dir
+    else:
+        out = worker_dir(run_dir, force)
     keras.utils.set_random_seed(cfg.train.seed)
 
+    # data.batch_size is the global batch, cut into one slice per replica; every worker reads
+    # the same seeded order and keeps its slices.
     train_batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer_path, cfg.data, True, cfg.corpus)
     val_batches = dataset.batches(
         cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, False, cfg.corpus
     )
     tokens_per_epoch = dataset.count_target_tokens(train_batches)
-    model = compile_model(build_model(cfg.model, sp.vocab_size()), cfg)
+    train_batches, val_batches = (distribute.for_strategy(d, strategy) for d in (train_batches, val_batches))
+    with strategy.scope():
+        model = compile_model(build_model(cfg.model, sp.vocab_size()), cfg)
+        state = checkpoints.restore(out / CHECKPOINTS, model)
     print(f"{cfg.model.variant}: {model.count_params():,} parameters, vocabulary {sp.vocab_size()}")
+    if strategy.num_replicas_in_sync > 1:
+        print(f"train.strategy={cfg.train.strategy}: {strategy.num_replicas_in_sync} replicas, "
+              f"{cfg.data.batch_size // strategy.num_replicas_in_sync} sentences each per batch")  # fmt: skip
 
-    bleu = validation_bleu(cfg, data_dir, sp)
+    chiefs, anyone = distribute.agreement(strategy)
+    bleu = validation_bleu(cfg, data_dir, sp, chiefs)
     selection, plateau = Selection(cfg.train.patience), Plateau(cfg.train.plateau_patience)
-    clock = Clock(cfg.train.time_budget_minutes)
+    clock = Clock(cfg.train.time_budget_minutes, anyone)
     stateful = {"selection": selection, "plateau": plateau, "clock": clock}
     ceiling = round(matmul_rate(), 1)  # this machine's speed, beside every time the run reports
-    checkpoint = EpochCheckpoint(run_dir / CHECKPOINTS, run_dir / LOG, stateful, cfg.train.average, ceiling)
-    state = checkpoints.restore(run_dir / CHECKPOINTS, model)
+    checkpoint = EpochCheckpoint(out / CHECKPOINTS, out / LOG, stateful, cfg.train.average, ceiling)
     if state:
         checkpoint.restore(state)
         for name, callback in stateful.items():
@@ -107,23 +140,37 @@ def train(cfg: Config, run_dir: Path, data_dir: Path, tokenizer_path: Path, forc
         print(f"resuming after epoch {state['epoch']} (process {checkpoint.process})")
     done = state.get("epoch", 0)
     if done < cfg.train.epochs and not (selection.stopped or clock.fired):
-        model.fit(
-            train_batches,
-            validation_data=val_batches,
-            initial_epoch=done,
-            epochs=cfg.train.epochs,
-            callbacks=[
-                bleu,
-                selection,
-                plateau,
-                clock,
-                checkpoint,
-                keras.callbacks.TensorBoard(run_dir / "tb"),
-            ],
-            shuffle=False,  # shuffled by tf.data
-            verbose=1,
-        )
-    return finish(cfg, run_dir, model, bleu, checkpoint, selection, clock, tokens_per_epoch)
+        distribute.build_for_fit(model, train_batches, strategy)
+        with strategy.scope():
+            model.fit(
+                train_batches,
+                validation_data=val_batches,
+                initial_epoch=done,
+                epochs=cfg.train.epochs,
+                callbacks=[bleu, selection, plateau, clock, checkpoint, TensorBoard(out / "tb")],
+                shuffle=False,  # shuffled by tf.data
+                verbose=1,
+            )
+    summary = finish(cfg, out, model, bleu, checkpoint, selection, clock, tokens_per_epoch)
+    if chief:
+        return summary
+    shutil.rmtree(out)
+    print(f"trained; the chief writes {run_dir / SUMMARY}")
+    return run_dir / SUMMARY
+
+
+def worker_dir(run_dir: Path, force: bool) -> Path:
+    """A scratch run directory for a worker other than the chief, with the chief's checkpoints.
+
+    Such a worker does all that the chief does, writes included, and throws its files away at
+    the end: saving weights reads variables (the optimizer's step count) through collective
+    ops, which every worker must run together. It resumes from the chief's checkpoints, which
+    the run directory, shared, holds.
+    """
+    out = Path(tempfile.mkdtemp(prefix="nmt-worker-"))
+    if not force and (run_dir / CHECKPOINTS).is_dir():  # with --force the chief starts afresh
+        shutil.copytree(run_dir / CHECKPOINTS, out / CHECKPOINTS, ignore=shutil.ignore_patterns(".*"))
+    return out
 
 
 def finish(

@@ -138,7 +138,9 @@ def harness(run_dir: Path, data_dir: Path, spm_model: Path, overrides: list[str]
     ]
     return subprocess.Popen(
         command,
-        env={**os.environ, **env},
+        # a script's folder, not the working directory, leads sys.path: this project's pipeline
+        # first, not the one the environment has installed
+        env={**os.environ, "PYTHONPATH": str(HARNESS.parents[1]), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

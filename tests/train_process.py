@@ -9,27 +9,47 @@ Environment:
     PAUSE_AT       "2:3,3:3": at batch 3 of epoch 2 (1-based), write RUN_DIR.paused-2 and
                    sleep, for the test to kill the process there; once per marker.
     SLOW_STEP      seconds to sleep after every training batch: a slower machine.
+    LOGICAL_CPUS   "2": split the CPU into that many logical devices, before TensorFlow starts,
+                   for train.strategy=mirrored.
+    STEP_LOSSES    a file to write each training batch's loss to, one JSON list per epoch.
+    DRAW_FIRST     "1": draw one training batch before training, as Keras does under a strategy
+                   to build the model; the seeded shuffle then gives one device the epochs a
+                   strategy's run sees.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from pipeline import dataset
 from pipeline.callbacks import ValidationBLEU
 from pipeline.config import make_config
 from pipeline.train import train
+
+if os.environ.get("LOGICAL_CPUS"):
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * int(os.environ["LOGICAL_CPUS"])
+    )
 
 run_dir, data_dir, spm_model, preset, *overrides = sys.argv[1:]
 scripted = [float(x) for x in os.environ.get("SCRIPTED_BLEU", "").split(",") if x]
 pauses = [tuple(int(n) for n in p.split(":")) for p in os.environ.get("PAUSE_AT", "").split(",") if p]
 slow = float(os.environ.get("SLOW_STEP", "0"))
+step_losses_file = os.environ.get("STEP_LOSSES")
+step_losses: list[list[float]] = []  # per epoch, the loss Keras reports after each batch
 measured = ValidationBLEU.on_epoch_end
 
 
 def on_epoch_end(self, epoch, logs=None):
+    if step_losses_file:
+        Path(step_losses_file).write_text(json.dumps(step_losses))
     if scripted:
         logs["val_bleu"] = scripted[epoch]
     else:
@@ -38,9 +58,11 @@ def on_epoch_end(self, epoch, logs=None):
 
 def on_epoch_begin(self, epoch, logs=None):
     self.epoch = epoch + 1
+    step_losses.append([])
 
 
 def on_train_batch_end(self, batch, logs=None):
+    step_losses[-1].append(float(logs["loss"]))
     time.sleep(slow)
     for epoch, at in pauses:
         marker = Path(f"{run_dir}.paused-{epoch}")
@@ -49,6 +71,18 @@ def on_train_batch_end(self, batch, logs=None):
             time.sleep(600)  # killed here
 
 
+batches = dataset.batches
+
+
+def batches_drawn_from(*args, training: bool, **kwargs):
+    out = batches(*args, training=training, **kwargs)
+    if training:
+        next(iter(out))
+    return out
+
+
+if os.environ.get("DRAW_FIRST"):
+    dataset.batches = batches_drawn_from
 ValidationBLEU.on_epoch_end = on_epoch_end
 ValidationBLEU.on_epoch_begin = on_epoch_begin
 ValidationBLEU.on_train_batch_end = on_train_batch_end

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from pipeline.constants import PAD_ID
+from pipeline.distribute import global_sum, replicas_in_step
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -17,6 +18,12 @@ class MaskedCrossEntropy(keras.losses.Loss):
 
     Call arguments: y_true (batch, len) ids, PAD where there is no token; y_pred logits
     (batch, len, vocab).
+
+    Under a strategy with several replicas, each replica holds a slice of the global batch and
+    Keras sums their gradients: each replica's loss is its tokens' loss over the global batch's
+    token count, so that the sum is the global batch's token mean, whatever each slice holds.
+    What Keras reports as the loss is then the global token mean too, except for a batch that
+    does not split evenly across the replicas (Keras averages the replicas' running means).
     """
 
     def __init__(self, label_smoothing: float = 0.0, name: str = "masked_cross_entropy", **kwargs):
@@ -24,7 +31,11 @@ class MaskedCrossEntropy(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
-        return masked_cross_entropy(y_true, y_pred, self.label_smoothing)
+        if replicas_in_step() == 1:
+            return masked_cross_entropy(y_true, y_pred, self.label_smoothing)
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), y_pred.dtype)  # (batch, len): this replica's slice
+        total = ops.sum(token_losses(y_true, y_pred, self.label_smoothing) * mask)
+        return total / ops.maximum(global_sum(ops.sum(mask)), 1.0)
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
@@ -34,11 +45,17 @@ class MaskedCrossEntropy(keras.losses.Loss):
 def masked_cross_entropy(y_true, y_pred, label_smoothing: float = 0.0):
     """Mean cross-entropy over real target tokens: y_true (batch, len), y_pred logits (batch, len, vocab)."""
     mask = ops.cast(ops.not_equal(y_true, PAD_ID), y_pred.dtype)  # (batch, len)
+    loss = token_losses(y_true, y_pred, label_smoothing)  # (batch, len)
+    return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def token_losses(y_true, y_pred, label_smoothing: float = 0.0):
+    """Each position's cross-entropy, padding included: (batch, len)."""
     loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)  # (batch, len)
     if label_smoothing:
         uniform = -ops.mean(ops.log_softmax(y_pred, axis=-1), axis=-1)  # (batch, len)
         loss = (1.0 - label_smoothing) * loss + label_smoothing * uniform
-    return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+    return loss
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
