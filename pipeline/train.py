@@ -112,10 +112,13 @@ def train(
 
     # data.batch_size is the global batch, cut into one slice per replica; every worker reads
     # the same seeded order and keeps its slices.
-    train_batches = dataset.batches(cfg.pair, "train", data_dir, tokenizer_path, cfg.data, True, cfg.corpus)
-    val_batches = dataset.batches(
-        cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, False, cfg.corpus
-    )
+    def batches(split: str):
+        training = split == "train"
+        return dataset.batches(
+            cfg.pair, split, data_dir, tokenizer_path, cfg.data, training=training, corpus_name=cfg.corpus
+        )
+
+    train_batches, val_batches = batches("train"), batches("validation")
     tokens_per_epoch = dataset.count_target_tokens(train_batches)
     train_batches, val_batches = (distribute.for_strategy(d, strategy) for d in (train_batches, val_batches))
     with strategy.scope():
