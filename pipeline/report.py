@@ -76,6 +76,8 @@ def probe_batch(sp, sources: list[str], targets: list[str]):
 def attention_examples(model, sp, sources: list[str]) -> list[dict]:
     """Beam-5 translations of the first few short test sentences with their attention weights."""
     chosen = [s for s in sources if len(sp.encode(s)) <= 14][:HEATMAP_SENTENCES]
+    if not chosen:  # a tokenizer of short pieces: the shortest sentences instead
+        chosen = sorted(sources, key=lambda s: len(sp.encode(s)))[:HEATMAP_SENTENCES]
     examples = []
     for sentence in chosen:
         source = sp.encode(sentence) + [EOS_ID]

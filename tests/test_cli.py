@@ -12,7 +12,11 @@ import pytest
 from pipeline import corpus
 from pipeline.corpus import PAIRS
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+def environment() -> dict:
+    """This process's environment as it is now: the shared_corpus fixture may have added the
+    synthetic corpus's digest table (MULTI30K_SHA256SUMS) after this module was imported."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def pipeline_cli(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -20,7 +24,7 @@ def pipeline_cli(*args: str, cwd) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "pipeline", *args],
         capture_output=True,
         text=True,
-        env=ENV,
+        env=environment(),
         cwd=cwd,
         timeout=120,
     )
@@ -48,8 +52,10 @@ def test_help_exits_zero_quickly(tmp_path):
 
 
 def test_help_does_not_load_tensorflow(tmp_path):
-    result = subprocess.run([sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, env=ENV,
-                            cwd=tmp_path, timeout=60)  # fmt: skip
+    command = [sys.executable, "-c", HELP_PROBE]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=environment(), cwd=tmp_path, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "--run-dir" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "False"
@@ -124,7 +130,7 @@ def test_debug_shows_the_traceback(tmp_path):
     result = pipeline_cli("--debug", *TRAIN, "--variant", "gur", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" in result.stderr and "ConfigError" in result.stderr
     command = [sys.executable, "-m", "pipeline", *TRAIN, "--variant", "gur"]
-    env = {**ENV, "NMT_DEBUG": "1"}
+    env = {**environment(), "NMT_DEBUG": "1"}
     env_debug = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert "Traceback" in env_debug.stderr
 
@@ -149,7 +155,7 @@ def data_stage(raw: Path, tmp_path, env: dict) -> subprocess.CompletedProcess:
 @pytest.fixture
 def offline(monkeypatch) -> dict:
     """The environment of a machine whose downloads fail at once."""
-    return {**ENV, corpus.BASE_URL_ENV: f"http://127.0.0.1:{closed_port()}/"}
+    return {**environment(), corpus.BASE_URL_ENV: f"http://127.0.0.1:{closed_port()}/"}
 
 
 def test_corpus_files_missing_corrupt_or_misaligned_are_one_line(shared_corpus, tmp_path, offline):
