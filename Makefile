@@ -153,7 +153,8 @@ membench: $(INSTALLED)
 # Copy every table that has been produced into README.md, each between its markers.
 README_TABLES = full-de-en:reports/de-en/full/compare.md full-en-de:reports/en-de/full/compare.md \
 	converge:reports/de-en/converge/compare.md seeds:reports/de-en/converge/seeds.md \
-	tuning:reports/de-en/tuning/tuning.md quick:reports/de-en/quick/compare.md bench:$(BENCH_DIR)/bench.md
+	tuning:reports/de-en/tuning/tuning.md quick:reports/de-en/quick/compare.md bench:$(BENCH_DIR)/bench.md \
+	memory:reports/memory.md
 readme: $(INSTALLED)
 	@$(foreach t,$(README_TABLES),test ! -f $(word 2,$(subst :, ,$(t))) || \
 		$(PIPELINE) readme --compare $(word 2,$(subst :, ,$(t))) --marker $(word 1,$(subst :, ,$(t))) --readme README.md;)
