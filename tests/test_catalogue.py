@@ -90,7 +90,7 @@ def test_a_missing_split_is_a_clear_error_at_the_data_stage(tmp_path):
 
 
 def test_the_cli_refuses_a_missing_language_before_any_work(tmp_path):
-    from test_cli import ENV, assert_one_line_error
+    from test_cli import assert_one_line_error, environment
 
     command = [
         sys.executable,
@@ -104,7 +104,8 @@ def test_the_cli_refuses_a_missing_language_before_any_work(tmp_path):
         "--data-dir",
         "x",
     ]
-    env = {**ENV, "PYTHONPATH": str(ROOT)}  # this checkout's pipeline, whatever the environment installed
+    # this checkout's pipeline, whatever the environment installed
+    env = {**environment(), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert_one_line_error(result, "has no 'de'", "its languages are en, pt")
     assert not (tmp_path / "x").exists()
