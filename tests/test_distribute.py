@@ -6,9 +6,11 @@ TensorFlow starts, which this test process did long ago.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +165,54 @@ def test_two_workers_train_and_only_the_chief_writes(prepared_data, spm_model, t
     from pipeline.export import export
 
     exported = export(chief_dir, tmp_path / "saved" / "model")
+    import tensorflow as tf
+
+    translator = tf.saved_model.load(str(exported))
+    out = translator.translate(tf.constant(["Ein Hund läuft."]), tf.constant(2), tf.constant(0.6))
+    assert out["translations"].shape == (1,)
+
+
+def stop(process: subprocess.Popen) -> str:
+    """SIGKILL (if it still runs) and its output."""
+    if process.poll() is None:
+        process.kill()
+    output, _ = process.communicate(timeout=60)
+    return output
+
+
+@pytest.mark.slow
+def test_a_killed_worker_and_its_restarted_cluster_resume_from_the_chiefs_checkpoint(
+    prepared_data, spm_model, tmp_path
+):
+    # Both workers are given the same run directory: a filesystem the machines share.
+    run_dir = tmp_path / "run"
+    overrides = ["train.epochs=3", "train.length_penalties=[0.6]"]
+    env = {"SCRIPTED_BLEU": "1,2,3"}
+    workers = start_workers([run_dir, run_dir], prepared_data, spm_model, overrides, PAUSE_AT="2:3", **env)
+    marker, deadline = Path(f"{run_dir}.paused-2"), time.monotonic() + 300
+    try:
+        while not marker.exists():  # one worker pauses at batch 3 of epoch 2; the other waits on it
+            assert all(w.poll() is None for w in workers), "a worker ended before the pause"
+            assert time.monotonic() < deadline, "no pause within 300 s"
+            time.sleep(0.2)
+        workers[1].send_signal(signal.SIGKILL)  # worker 1 dies in the middle of epoch 2 ...
+        assert workers[1].wait(timeout=60) == -signal.SIGKILL
+    finally:
+        # ... and the chief, left waiting in a collective for it, is stopped as a user would.
+        outputs = [stop(w) for w in workers]
+    assert checkpoints.epochs(run_dir / CHECKPOINTS) == [1], outputs[0][-3000:]
+    assert not (run_dir / SUMMARY).exists()
+
+    # The same command on both machines again: both resume from the chief's epoch-1 checkpoint.
+    outputs = finish_all(start_workers([run_dir, run_dir], prepared_data, spm_model, overrides, **env))
+    assert all("resuming after epoch 1" in output for output in outputs)
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    assert summary["epochs"] == 3 and summary["processes"] == 2
+    assert [row["process"] for row in summary["history"]] == [1, 2, 2]
+
+    from pipeline.export import export
+
+    exported = export(run_dir, tmp_path / "saved" / "model")
     import tensorflow as tf
 
     translator = tf.saved_model.load(str(exported))

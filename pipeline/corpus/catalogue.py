@@ -14,6 +14,10 @@ import tensorflow_datasets as tfds
 
 from pipeline.errors import ConfigError, CorpusError
 
+# TFDS caches a split that fits in a few hundred MiB in memory on its first pass (autocache),
+# which makes the memory of every reader grow with the corpus; the stages cache what they need.
+READ = tfds.ReadConfig(try_autocache=False)
+
 # Our stages' split names, and the names a catalogue dataset may give the same split, in order.
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev", "valid"), "test": ("test",)}
 
@@ -63,6 +67,6 @@ def split_name(builder: tfds.core.DatasetBuilder, split: str) -> str:
 
 def load(builder: tfds.core.DatasetBuilder, source: str, target: str, split: str) -> tf.data.Dataset:
     """One split as a tf.data.Dataset of (source, target) strings, in the dataset's order."""
-    examples = builder.as_dataset(split=split_name(builder, split), shuffle_files=False)
+    examples = builder.as_dataset(split=split_name(builder, split), shuffle_files=False, read_config=READ)
     return examples.map(lambda ex: (ex[source], ex[target]), num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)  # fmt: skip

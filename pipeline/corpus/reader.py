@@ -65,7 +65,9 @@ def load_split(pair: str, split: str, data_dir: Path, corpus_name: str = DEFAULT
     """A prepared split (train, validation, test) as a tf.data.Dataset of (source, target) strings."""
     builder, source, target = prepared(pair, data_dir, corpus_name)
     if corpus_name == DEFAULT_CORPUS:
-        return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        return builder.as_dataset(
+            split=split, as_supervised=True, shuffle_files=False, read_config=catalogue.READ
+        )
     return catalogue.load(builder, source, target, split)
 
 
