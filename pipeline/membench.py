@@ -90,8 +90,11 @@ def membench(sizes: list[int], data_dir: Path, out_dir: Path) -> Path:
             "batches": {**batches, **seen},
         })  # fmt: skip
     peak = {r["pairs"]: max(r["tokenize"]["peak_rss_mib"], r["batches"]["peak_rss_mib"]) for r in rows}
+    from pipeline.flops import matmul_rate  # TensorFlow in this process only now, after the children
+
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "ceiling_gflops": round(matmul_rate(), 1),  # `make bench`'s ceiling: what the times mean
         "preset": PRESET,
         "sample_sentences": cfg.tokenizer.sample_sentences,
         "cache_pairs": cfg.data.cache_pairs,
@@ -106,7 +109,8 @@ def membench(sizes: list[int], data_dir: Path, out_dir: Path) -> Path:
 
 def markdown_table(result: dict) -> str:
     lines = [
-        f"Synthetic corpus (`make membench`), preset `{result['preset']}`, on {result['machine']}: "
+        f"Synthetic corpus (`make membench`), preset `{result['preset']}`, on {result['machine']} "
+        f"whose float32 matrix product (the `make bench` ceiling) ran at {result['ceiling_gflops']} GFLOP/s: "
         "peak resident memory of each stage's own process and its wall time. The tokenizer reads "
         f"a sample of at most {result['sample_sentences']:,} sentences; a split of more than "
         f"{result['cache_pairs']:,} pairs streams instead of being cached.",

@@ -74,6 +74,14 @@ def test_an_unknown_strategy_is_a_config_error():
     assert make_config("tiny").train.strategy == "default"
 
 
+def test_multi_worker_without_tf_config_is_a_config_error(monkeypatch):
+    from pipeline import distribute
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="train.strategy=multi_worker needs TF_CONFIG"):
+        distribute.build("multi_worker")
+
+
 def test_replicas_of_a_batch_hold_different_token_counts(prepared_data, spm_model):
     from pipeline import dataset
 
