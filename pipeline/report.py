@@ -106,12 +106,21 @@ def table_cells(r: dict, buckets: list[str]) -> list:
     speed = r["tokens_per_second"]
     return [
         f"`{r['variant']}`", r["attention"] or "-", f"{r['parameters']:,}", r["epochs"], r["best_epoch"],
-        f"{r['train_seconds'] / 60:.1f}", "-" if speed is None else f"{speed:,}",
+        f"{r['train_seconds'] / 60:.1f}", ceiling_cell(r.get("ceiling_gflops", [])),
+        "-" if speed is None else f"{speed:,}",
         r["val_bleu"], r["test_bleu_greedy"], bleu_cell(r), r["test_bleu_lc"], r["test_chrf"],
         p_cell(r["p_vs_baseline"]), r["length_penalty"],
         *["-" if r["test_bleu_by_length"][b]["bleu"] is None else r["test_bleu_by_length"][b]["bleu"]
           for b in buckets],
     ]  # fmt: skip
+
+
+def ceiling_cell(ceilings: list[float]) -> str:
+    """The `make bench` ceiling of the machine of each training process: what the minutes mean."""
+    if not ceilings:
+        return "-"
+    low, high = min(ceilings), max(ceilings)
+    return f"{low}" if low == high else f"{low}-{high}"
 
 
 def stopping_line(rows: list[dict]) -> str:
@@ -139,7 +148,8 @@ def markdown_table(
 ) -> str:
     buckets = list(rows[0]["test_bleu_by_length"])
     header = [
-        "variant", "attention", "parameters", "epochs", "best epoch", "train min", "tokens/s", "val BLEU",
+        "variant", "attention", "parameters", "epochs", "best epoch", "train min", "ceiling GFLOP/s",
+        "tokens/s", "val BLEU",
         "test BLEU greedy", "test BLEU", "test BLEU lc", "test chrF", f"p vs `{baseline}`", "length penalty",
         *[f"BLEU {b} words" for b in buckets],
     ]  # fmt: skip
@@ -148,7 +158,8 @@ def markdown_table(
         "exported SavedModels with beam 5 and each model's length penalty tuned on validation (greedy in "
         "its own column); sacreBLEU, cased and detokenized, with the 95% bootstrap confidence interval; "
         '"test BLEU lc" is lowercased; p is paired bootstrap resampling '
-        f"({BOOTSTRAP_SAMPLES} samples) against `{baseline}`."
+        f'({BOOTSTRAP_SAMPLES} samples) against `{baseline}`; "ceiling" is the float32 matrix-product rate '
+        "(`make bench`) of the machine of each training process."
     )
     lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in table_cells(r, buckets)) + " |" for r in rows]
@@ -174,6 +185,7 @@ def variant_row(variant: str, reports: dict, sources: list[str], references: lis
         "parameters": summary["parameters"],
         "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],  # total over all processes
         "train_seconds": summary["train_seconds"], "tokens_per_second": summary["tokens_per_second"],
+        "ceiling_gflops": list(summary.get("ceiling_gflops", {}).values()),  # one per process
         "stopped_by": summary["stopped_by"], "length_penalty": summary["length_penalty"],
         "val_bleu": reports["validation"]["bleu"], "val_chrf": reports["validation"]["chrf"],
         "test_bleu_greedy": reports["greedy"]["bleu"],

@@ -27,7 +27,8 @@ def row(variant: str, attention: str | None, bleu: float, p: float | None = None
         stopped_by: str = "early stopping") -> dict:  # fmt: skip
     return {
         "variant": variant, "cell": "gru", "attention": attention, "parameters": 1234567, "epochs": 12,
-        "best_epoch": 9, "train_seconds": 300.0, "tokens_per_second": 6543, "stopped_by": stopped_by,
+        "best_epoch": 9, "train_seconds": 300.0, "ceiling_gflops": [365.4, 373.1], "tokens_per_second": 6543,
+        "stopped_by": stopped_by,
         "length_penalty": 0.6, "val_bleu": bleu + 1, "val_chrf": 50.0, "test_bleu_greedy": bleu - 0.5,
         "test_bleu": bleu, "test_bleu_ci": 0.85, "test_bleu_lc": bleu + 0.75, "test_chrf": 49.0,
         "p_vs_baseline": p,
@@ -43,12 +44,12 @@ def test_markdown_table_has_one_row_per_variant_with_its_numbers():
     lines = table.splitlines()
     assert lines[0].startswith("Multi30k de-en, preset `quick`, test_2016_flickr (12 sentences)")
     assert "against `gru_bahdanau`" in lines[0]
-    assert lines[2].split(" | ")[12:14] == ["p vs `gru_bahdanau`", "length penalty"]
+    assert lines[2].split(" | ")[13:15] == ["p vs `gru_bahdanau`", "length penalty"]
     rendered = [line for line in lines if line.startswith("| `")]
     assert len(rendered) == 2
     assert rendered[1] == (
-        "| `gru_bahdanau` | bahdanau | 1,234,567 | 12 | 9 | 5.0 | 6,543 | 32.25 | 30.75 | **31.25** ± 0.85 "
-        "| 32.0 | 49.0 | - | 0.6 | 33.25 | - |"
+        "| `gru_bahdanau` | bahdanau | 1,234,567 | 12 | 9 | 5.0 | 365.4-373.1 | 6,543 | 32.25 | 30.75 "
+        "| **31.25** ± 0.85 | 32.0 | 49.0 | - | 0.6 | 33.25 | - |"
     )
     assert "| **20.5** ± 0.85 | 21.25 | 49.0 | 0.001 | 0.6 |" in rendered[0]
     assert "1-10: 5, 11+: 7" in table
@@ -109,3 +110,11 @@ def test_splice_readme_replaces_only_the_marked_block(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="compare:start"):
         splice_readme(readme, compare)
+
+
+def test_the_ceiling_cell_gives_the_range_of_the_runs_machines():
+    from pipeline.report import ceiling_cell
+
+    assert ceiling_cell([365.4, 373.1, 365.4]) == "365.4-373.1"
+    assert ceiling_cell([480.0]) == "480.0"
+    assert ceiling_cell([]) == "-"  # a run from before ceilings were recorded
