@@ -22,3 +22,7 @@ class ConfigError(UserError, ValueError):
 class CorpusError(UserError):
     """A corpus file is missing, cannot be downloaded, has the wrong digest, or a corpus lacks
     a split or a language the run asks for."""
+
+
+class MismatchError(UserError, ValueError):
+    """Two lists that must pair up, line for line, do not: hypotheses and references."""

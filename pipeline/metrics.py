@@ -6,6 +6,8 @@ from __future__ import annotations
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.significance import PairedTest
 
+from pipeline.errors import MismatchError
+
 BOOTSTRAP_SAMPLES = 1000  # sacreBLEU's default for --confidence and --paired-bs
 
 
@@ -22,7 +24,10 @@ def score(hypotheses: list[str], references: list[str], bootstrap: int = 0) -> d
     interval of BLEU (sacreBLEU's bootstrap, seed 12345).
     """
     if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+        raise MismatchError(
+            f"{len(hypotheses)} hypotheses for {len(references)} references: the hypotheses are not "
+            "of this split; translate it again (make evaluate)"
+        )
     cased, lowercased, chrf = BLEU(), BLEU(lowercase=True), CHRF()
     bleu_score = cased.corpus_score(hypotheses, [references], n_bootstrap=max(bootstrap, 1))
     chrf_score = chrf.corpus_score(hypotheses, [references])

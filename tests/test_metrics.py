@@ -44,7 +44,10 @@ def test_lowercased_bleu_ignores_case_only():
 
 
 def test_hypotheses_and_references_must_pair_up():
-    with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
+    from pipeline.errors import UserError
+
+    # A UserError: the CLI prints it as one line, with what to do.
+    with pytest.raises(UserError, match=r"2 hypotheses for 1 references: .*\(make evaluate\)"):
         score(["a", "b"], ["a"])
 
 
