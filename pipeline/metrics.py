@@ -16,6 +16,15 @@ def bleu(hypotheses: list[str], references: list[str]) -> float:
     return BLEU().corpus_score(hypotheses, [references]).score
 
 
+def check_pairs(hypotheses: list[str], references: list[str]) -> None:
+    """A MismatchError (one line for the user) unless there is one hypothesis per reference."""
+    if len(hypotheses) != len(references):
+        raise MismatchError(
+            f"{len(hypotheses)} hypotheses for {len(references)} references: the hypotheses are not "
+            "of this split; translate it again (make evaluate)"
+        )
+
+
 def score(hypotheses: list[str], references: list[str], bootstrap: int = 0) -> dict:
     """Corpus BLEU and chrF, cased and on detokenized text, with sacreBLEU's signatures.
 
@@ -23,11 +32,7 @@ def score(hypotheses: list[str], references: list[str], bootstrap: int = 0) -> d
     With ``bootstrap`` resamples, ``bleu_ci`` is the half-width of the 95% confidence
     interval of BLEU (sacreBLEU's bootstrap, seed 12345).
     """
-    if len(hypotheses) != len(references):
-        raise MismatchError(
-            f"{len(hypotheses)} hypotheses for {len(references)} references: the hypotheses are not "
-            "of this split; translate it again (make evaluate)"
-        )
+    check_pairs(hypotheses, references)
     cased, lowercased, chrf = BLEU(), BLEU(lowercase=True), CHRF()
     bleu_score = cased.corpus_score(hypotheses, [references], n_bootstrap=max(bootstrap, 1))
     chrf_score = chrf.corpus_score(hypotheses, [references])

@@ -17,7 +17,7 @@ from pipeline import corpus, plots
 from pipeline.config import load_config, make_config
 from pipeline.constants import BOS_ID, DEFAULT_CORPUS, EOS_ID, PAD_ID
 from pipeline.files import write_json, write_text
-from pipeline.metrics import BOOTSTRAP_SAMPLES, bleu, paired_bootstrap
+from pipeline.metrics import BOOTSTRAP_SAMPLES, bleu, check_pairs, paired_bootstrap
 from pipeline.models import VARIANTS, build_model
 from pipeline.probe import gradient_flow
 from pipeline.search import beam_search
@@ -178,6 +178,7 @@ def read_reports(folder: Path) -> dict:
 
 
 def variant_row(variant: str, reports: dict, sources: list[str], references: list[str]) -> dict:
+    check_pairs(reports["hypotheses"], references)
     test, summary = reports["test"], reports["train"]
     cell, attention = VARIANTS[variant]
     return {

@@ -1,4 +1,5 @@
 import gzip
+import json
 import os
 import shutil
 import socket
@@ -185,3 +186,20 @@ def test_a_stage_before_the_data_stage_is_one_line(spm_model, tmp_path):
     result = pipeline_cli("train", "--tokenizer", str(spm_model), "--data-dir", "nowhere", "--run-dir", "run",
                           "--preset", "tiny", cwd=tmp_path)  # fmt: skip
     assert_one_line_error(result, "is not prepared in nowhere", "make data")
+
+
+def test_hypotheses_that_do_not_pair_with_the_references_are_one_line(prepared_data, tmp_path):
+    # A report folder whose translations are of another (shorter) split: the report stage says so.
+    folder = tmp_path / "reports" / "gru"
+    folder.mkdir(parents=True)
+    scores = {"bleu": 1.0, "bleu_lc": 1.0, "chrf": 1.0}
+    summary = {"parameters": 1, "epochs": 1, "best_epoch": 1, "train_seconds": 1.0, "tokens_per_second": 1,
+               "stopped_by": "epochs", "length_penalty": 0.6}  # fmt: skip
+    files = {"test": scores, "test.greedy": scores, "validation": scores, "train": summary}
+    for name, content in files.items():
+        (folder / f"{name}.json").write_text(json.dumps(content))
+    (folder / "test.hyp.txt").write_text("A dog.\nA cat.\n")
+    result = pipeline_cli("report", "--preset", "tiny", "--variants", "gru", "--data-dir", str(prepared_data),
+                          "--runs-dir", "runs", "--reports-dir", "reports", "--out-dir", "out",
+                          cwd=tmp_path)  # fmt: skip
+    assert_one_line_error(result, "2 hypotheses for 64 references", "make evaluate")
