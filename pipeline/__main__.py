@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                 help=f"{DEFAULT_CORPUS} (default) or a TFDS translation dataset: ted_hrlr_translate/pt_to_en",
             )
         if preset:
-            p.add_argument("--preset", default="quick", help="tiny, quick (default) or full")
+            p.add_argument("--preset", default="quick", help="tiny, quick (default), converge or full")
             p.add_argument(
                 "--set",
                 dest="overrides",
