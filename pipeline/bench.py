@@ -91,34 +91,44 @@ def time_translation(translator, sources: list[str], batch_size: int, beam_size:
 
 
 def markdown(report: dict) -> str:
-    lines = [
+    """The report as text and a table; without translation timings (``--no-translation``) their
+    sentence and columns are left out."""
+    translated = any(r["translation"] for r in report["variants"])
+    text = (
         f"Benchmark on {report['machine']}: float32 matrix product {report['matmul_gflops']:.1f} GFLOP/s "
         f"(the ceiling). Training ({'fused loops' if report['fused'] else 'plain Keras layers'}): "
         f"{report['train_steps']} real training batches of up to "
         f"{report['batch_size']} sentences ({report['real_share']['source']:.1%} of source and "
         f"{report['real_share']['target']:.1%} of target positions are real tokens), timed after a "
         "warm-up pass over the same batches; the floor "
-        "is the step's matrix-product FLOPs (forward and backward, real tokens only) at the ceiling's rate. "
-        f"Translation: the exported SavedModels on test_2016_flickr, {report['sentences']} sentences at "
-        + (
+        "is the step's matrix-product FLOPs (forward and backward, real tokens only) at the ceiling's rate."
+    )
+    head, rule = "| variant | GFLOP/step | step s | floor s | step / floor | tokens/s |", "|" + "---|" * 6
+    if translated:
+        batch1 = (
             "batch 64 and at batch 1."
             if report["batch1_sentences"] == report["sentences"]
             else f"batch 64, the first {report['batch1_sentences']} at batch 1."
-        ),
-        "",
-        "| variant | GFLOP/step | step s | floor s | step / floor | tokens/s "
-        "| greedy b64 sent/s | beam5 b64 sent/s | beam5 b64 test s | greedy b1 ms/sent | beam5 b1 ms/sent |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in report["variants"]:
-        t = r["translation"] or {k: float("nan") for k in TRANSLATION_KEYS}
-        lines.append(
-            f"| `{r['variant']}` | {r['gflops_per_step']:.1f} | {r['step_seconds']:.3f} | "
-            f"{r['floor_seconds']:.3f} | **{r['ratio_to_floor']:.2f}** | {r['tokens_per_second']:,} | "
-            f"{t['greedy_b64_sentences_per_second']:.0f} | {t['beam5_b64_sentences_per_second']:.0f} | "
-            f"{t['beam5_b64_seconds']:.1f} | {t['greedy_b1_ms_per_sentence']:.1f} | "
-            f"{t['beam5_b1_ms_per_sentence']:.1f} |"
         )
+        text += f" Translation: the exported SavedModels on test_2016_flickr, {report['sentences']} sentences"
+        text += f" at {batch1}"
+        head += " greedy b64 sent/s | beam5 b64 sent/s | beam5 b64 test s | greedy b1 ms/sent"
+        head += " | beam5 b1 ms/sent |"
+        rule += "---|" * 5
+    lines = [text, "", head, rule]
+    for r in report["variants"]:
+        row = (
+            f"| `{r['variant']}` | {r['gflops_per_step']:.1f} | {r['step_seconds']:.3f} | "
+            f"{r['floor_seconds']:.3f} | **{r['ratio_to_floor']:.2f}** | {r['tokens_per_second']:,} |"
+        )
+        if translated:
+            t = r["translation"] or {k: float("nan") for k in TRANSLATION_KEYS}
+            row += (
+                f" {t['greedy_b64_sentences_per_second']:.0f} | {t['beam5_b64_sentences_per_second']:.0f} | "
+                f"{t['beam5_b64_seconds']:.1f} | {t['greedy_b1_ms_per_sentence']:.1f} | "
+                f"{t['beam5_b1_ms_per_sentence']:.1f} |"
+            )
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 

@@ -32,3 +32,8 @@ def test_markdown_has_a_row_per_variant():
     assert "| `lstm` |" in table and "90.0 GFLOP/s" in table and "fused loops" in table
     assert "90.0% of source and 99.0% of target positions" in table
     assert table.splitlines()[-1].endswith("| nan | nan | nan | nan | nan |")  # translation not measured
+
+    # Without any translation timings (--no-translation) the table has no translation columns.
+    steps_only = markdown({**report, "variants": [{**row, "translation": {}}]})
+    assert steps_only.splitlines()[-1] == "| `gru` | 10.0 | 0.200 | 0.100 | **2.00** | 9,000 |"
+    assert "Translation:" not in steps_only and "nan" not in steps_only
