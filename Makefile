@@ -125,7 +125,8 @@ TUNE_A_d01 = model.dropout=0.1
 TUNE_B_d03 = model.dropout=0.3
 TUNE_C_d03_ls = model.dropout=0.3 train.label_smoothing=0.1
 TUNE_D_d03_ls_tie = model.dropout=0.3 train.label_smoothing=0.1 model.tie_embeddings=true
-TUNE_RUNS ?= A_d01 B_d03 C_d03_ls D_d03_ls_tie
+TUNE_E_d03_decay5 = model.dropout=0.3 train.decay_from=5
+TUNE_RUNS ?= A_d01 B_d03 C_d03_ls D_d03_ls_tie E_d03_decay5
 tune: $(TUNE_OUT)/tuning.json
 	@cat $(TUNE_OUT)/tuning.md
 $(TUNE_DIR)/%/train.json: $(TOKENIZER)

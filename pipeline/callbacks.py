@@ -100,37 +100,37 @@ class Selection(Stateful):
 
 
 class Plateau(Stateful):
-    """Multiplies the learning rate by ``factor`` after ``patience`` epochs without a better ``monitor``.
+    """Multiplies the learning rate by ``factor`` after ``patience`` epochs without a better ``monitor``,
+    and after every epoch from epoch ``decay_from`` on (once an epoch when both apply).
 
     The learning rate itself lives in the optimizer, whose variables the checkpoint keeps.
     """
 
     def __init__(self, patience: int | None, factor: float = 0.5, min_learning_rate: float = 1e-5,
-                 monitor: str = "val_bleu"):  # fmt: skip
+                 monitor: str = "val_bleu", decay_from: int | None = None):  # fmt: skip
         super().__init__()
-        self.patience, self.factor, self.min_learning_rate, self.monitor = (
-            patience,
-            factor,
-            min_learning_rate,
-            monitor,
-        )
+        self.patience, self.factor, self.min_learning_rate = patience, factor, min_learning_rate
+        self.monitor, self.decay_from = monitor, decay_from
         self.best: float | None = None
         self.wait = 0
 
     def on_epoch_end(self, epoch, logs=None):
         rate = self.model.optimizer.learning_rate
         logs["learning_rate"] = float(rate.numpy())  # the rate this epoch trained with
-        if self.patience is None:
-            return
-        if self.best is None or logs[self.monitor] > self.best:
-            self.best, self.wait = logs[self.monitor], 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience and logs["learning_rate"] > self.min_learning_rate:
+        reason = None
+        if self.patience is not None:
+            if self.best is None or logs[self.monitor] > self.best:
+                self.best, self.wait = logs[self.monitor], 0
+            else:
+                self.wait += 1
+                if self.wait >= self.patience:
+                    self.wait, reason = 0, f"no better validation BLEU in {self.patience} epochs"
+        if self.decay_from is not None and epoch + 1 >= self.decay_from:
+            reason = reason or f"decay from epoch {self.decay_from}"
+        if reason and logs["learning_rate"] > self.min_learning_rate:
             new = max(logs["learning_rate"] * self.factor, self.min_learning_rate)
             rate.assign(new)
-            self.wait = 0
-            print(f"epoch {epoch + 1}: no better validation BLEU in {self.patience} epochs, rate {new:g}")
+            print(f"epoch {epoch + 1}: {reason}, rate {new:g}")
 
     def state(self) -> dict:
         return {"best": self.best, "wait": self.wait}

@@ -59,6 +59,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     patience: int = 3  # epochs without a better validation BLEU (greedy) before stopping
     plateau_patience: int | None = None  # epochs without a better validation BLEU before halving the rate
+    decay_from: int | None = None  # from the end of this epoch on, the rate is also halved after every epoch
     average: int = 0  # average the N best checkpoints, kept if that scores higher on validation
     length_penalties: tuple[float, ...] = (0.6,)  # tried on validation with beam 5; the best is the default
     time_budget_minutes: float | None = None  # a guard: no epoch starts that would overrun it
@@ -198,6 +199,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "train.label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "train.patience": (lambda v: v >= 1, "at least 1"),
     "train.plateau_patience": (lambda v: v is None or v >= 1, "None or at least 1"),
+    "train.decay_from": (lambda v: v is None or v >= 1, "None or at least 1"),
     "train.average": (lambda v: v >= 0, "0 (off) or more"),
     "train.length_penalties": (
         lambda v: len(v) >= 1 and all(0 <= a <= 10 for a in v),

@@ -131,7 +131,8 @@ def train(
 
     chiefs, anyone = distribute.agreement(strategy)
     bleu = validation_bleu(cfg, data_dir, sp, chiefs)
-    selection, plateau = Selection(cfg.train.patience), Plateau(cfg.train.plateau_patience)
+    selection = Selection(cfg.train.patience)
+    plateau = Plateau(cfg.train.plateau_patience, decay_from=cfg.train.decay_from)
     clock = Clock(cfg.train.time_budget_minutes, anyone)
     stateful = {"selection": selection, "plateau": plateau, "clock": clock}
     ceiling = round(matmul_rate(), 1)  # this machine's speed, beside every time the run reports

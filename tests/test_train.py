@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline import checkpoints
-from pipeline.callbacks import Clock
+from pipeline.callbacks import Clock, Plateau
 from pipeline.config import PRESETS, load_config, make_config
 from pipeline.models import build_model
 from pipeline.tokenizer import load_tokenizer
@@ -167,6 +167,24 @@ def weights_of(path: Path, cfg, vocab_size: int) -> list[np.ndarray]:
     model = build_model(cfg.model, vocab_size)
     model.load_weights(path)
     return [w.numpy() for w in model.weights]
+
+
+def test_the_rate_halves_on_a_plateau_and_after_every_epoch_from_decay_from():
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.008), loss="mse")
+    plateau = Plateau(patience=2, decay_from=5)
+    plateau.set_model(model)
+    trained_with = []
+    # Two epochs without a better score after epoch 1: halved after epoch 3. From epoch 5 on,
+    # halved after every epoch; after epoch 7 the plateau is due too, and it halves once.
+    for epoch, score in enumerate([10, 9, 8, 12, 13, 11, 10]):
+        logs = {"val_bleu": score}
+        plateau.on_epoch_end(epoch, logs)
+        trained_with.append(logs["learning_rate"])
+    assert trained_with == pytest.approx([0.008, 0.008, 0.008, 0.004, 0.004, 0.002, 0.001])
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.0005)
 
 
 @pytest.mark.slow
