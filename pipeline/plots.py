@@ -109,6 +109,30 @@ def plot_bleu_by_length(rows: list[dict], out: Path) -> Path:
     return out
 
 
+def plot_tuning_curves(histories: dict[str, list[dict]], out: Path) -> Path:
+    """Greedy validation BLEU per epoch, one line per tuning run; a ring on each run's best epoch
+    and a dot where the learning rate it trained with went down."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (name, history) in enumerate(histories.items()):
+        epochs, bleu = [r["epoch"] for r in history], [r["val_bleu"] for r in history]
+        ax.plot(epochs, bleu, marker=".", color=f"C{i}", label=name)
+        best = max(range(len(bleu)), key=bleu.__getitem__)
+        ax.plot(epochs[best], bleu[best], "o", mfc="none", ms=10, color=f"C{i}")
+        lowered = [j for j in range(1, len(history))
+                   if history[j]["learning_rate"] < history[j - 1]["learning_rate"]]  # fmt: skip
+        ax.plot([epochs[j] for j in lowered], [bleu[j] for j in lowered], "v", color=f"C{i}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation BLEU (greedy)")
+    ax.set_title("Tuning runs (ring: best epoch; triangle: first epoch at a lower learning rate)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def plot_gradient_flow(flows: dict, out: Path) -> Path:
     """Norm of d loss / d encoder state per source position, one line per variant, log scale."""
     fig, ax = plt.subplots(figsize=(8, 4.5))

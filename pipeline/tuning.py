@@ -3,7 +3,7 @@
 Reads each run directory as the train stage leaves it and writes ``tuning.json`` and
 ``tuning.md``: the settings that differ, greedy validation BLEU of the best epoch, of the
 average of the best checkpoints, beam-5 validation BLEU at each length penalty tried, and
-what halving the learning rate on a plateau did.
+what halving the learning rate did; and ``tuning.png``, every run's validation BLEU per epoch.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 
 from pipeline.files import copy_file, write_json, write_text
+from pipeline.plots import plot_tuning_curves
 
 SETTINGS = (("model", "dropout"), ("train", "label_smoothing"), ("model", "tie_embeddings"),
-            ("model", "units"), ("train", "learning_rate"))  # fmt: skip
+            ("model", "units"), ("train", "learning_rate"), ("train", "decay_from"))  # fmt: skip
 
 
 def halvings(history: list[dict]) -> dict:
@@ -33,9 +34,9 @@ def halvings(history: list[dict]) -> dict:
 
 
 def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
-    """Writes ``tuning.json`` and ``tuning.md`` to ``out_dir``, and each run's log, summary,
-    decoding and training figure to ``out_dir/<run>/``; returns tuning.json."""
-    rows = []
+    """Writes ``tuning.json``, ``tuning.md`` and ``tuning.png`` to ``out_dir``, and each run's log,
+    summary, decoding and training figure to ``out_dir/<run>/``; returns tuning.json."""
+    rows, curves = [], {}
     for run_dir in run_dirs:
         for name in ("log.csv", "train.json", "decoding.json", "config.json", "training.png"):
             copy_file(run_dir / name, out_dir / run_dir.name / name)
@@ -45,7 +46,8 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
         averaging = summary.get("averaging") or {}
         rows.append({
             "run": run_dir.name,
-            "settings": {name: config[section][name] for section, name in SETTINGS},
+            # a setting newer than a run's config.json has its default there: None
+            "settings": {name: config[section].get(name) for section, name in SETTINGS},
             "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
             "stopped_by": summary["stopped_by"],
             "val_bleu_best_epoch": summary.get("best_epoch_val_bleu_greedy", summary["val_bleu_greedy"]),
@@ -55,8 +57,10 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
             "plateau": halvings(summary["history"]),
             "train_minutes": round(summary["train_seconds"] / 60, 1),
         })  # fmt: skip
+        curves[run_dir.name] = summary["history"]
     write_json(out_dir / "tuning.json", {"runs": rows})
     write_text(out_dir / "tuning.md", markdown(rows))
+    plot_tuning_curves(curves, out_dir / "tuning.png")
     return out_dir / "tuning.json"
 
 
@@ -75,11 +79,12 @@ def markdown(rows: list[dict]) -> str:
         )
         best_alpha = str(r["length_penalty"])
         beams = [f"**{v}**" if a == best_alpha else str(v) for a, v in r["val_bleu_beam5"].items()]
-        cells = [f"`{r['run']}`", *[str(r["settings"][n]) for n in names], str(r["epochs"]),
+        settings = ["-" if r["settings"][n] is None else str(r["settings"][n]) for n in names]
+        cells = [f"`{r['run']}`", *settings, str(r["epochs"]),
                  str(r["best_epoch"]), str(r["val_bleu_best_epoch"]), averaged, *beams,
                  str(r["train_minutes"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+    lines += ["", "![validation BLEU per epoch](tuning.png)", ""]
     for r in rows:
         p = r["plateau"]
         if p["after_epochs"]:

@@ -47,9 +47,10 @@ def test_summary_table_has_a_row_per_run_with_its_setting_and_scores(tmp_path):
     assert [r["settings"]["dropout"] for r in result["runs"]] == [0.1, 0.3]
     table = (tmp_path / "out" / "tuning.md").read_text()
     assert (
-        "| `b` | 0.3 | 0.0 | False | 256 | 0.002 | 3 | 2 | 32.0 | 32.3 [1, 2, 3] | 33.0 | **34.0** | 10.0 |"
-        in table
+        "| `b` | 0.3 | 0.0 | False | 256 | 0.002 | - | 3 | 2 | 32.0 | 32.3 [1, 2, 3] | 33.0 | **34.0** "
+        "| 10.0 |" in table
     )
+    assert (tmp_path / "out" / "tuning.png").read_bytes().startswith(b"\x89PNG")
     assert (
         "- `a`: learning rate halved after epochs [2]; best greedy validation BLEU 30.0 up to the first"
         in table
