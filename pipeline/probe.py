@@ -11,7 +11,10 @@ step. For a tanh RNN those Jacobians are mostly contractions, so the gradient
 shrinks with distance from the end: the first words of a long sentence learn
 least. LSTM and GRU cells keep an additive path through the state and lose less.
 Attention reads every encoder state directly, which gives every position a path
-of constant length to the loss.
+of constant length to the loss. That path is not a promise of equal gradient: it is
+weighted by the attention a position receives, and the recurrent path beside it still
+decays, so a trained attention model's profile need not be flat (the report's table
+gives first position over last for each variant).
 
 To take a gradient with respect to each h_t we need h_t as a tensor, which the
 fused Keras RNN layer does not expose; so the encoder's two cells are unrolled by

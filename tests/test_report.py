@@ -7,7 +7,7 @@ import pytest
 
 from pipeline import plots
 from pipeline.readme import splice_readme
-from pipeline.report import bleu_by_length, markdown_table
+from pipeline.report import bleu_by_length, gradient_table, markdown_table
 
 
 def test_bleu_by_length_scores_each_bucket_on_its_own_sentences():
@@ -60,6 +60,17 @@ def test_markdown_table_names_the_runs_the_time_guard_ended():
     rows = [row("gru", None, 20.5, p=0.2, stopped_by="time budget"), row("gru_bahdanau", "bahdanau", 31.25)]
     table = markdown_table(rows, "de-en", "quick", 12, "gru_bahdanau")
     assert "The time guard ended the training of: `gru`." in table.splitlines()
+
+
+def test_gradient_table_gives_first_middle_last_and_their_ratio():
+    flows = {
+        "rnn": np.array([1e-6, 1e-4, 1e-3, 1e-2, 1e-1]),
+        "gru_luong": np.array([2e-3, 3e-3, 1e-3, 5e-3, 4e-3]),
+    }
+    table = gradient_table(flows)
+    assert "| variant | position 1 | position 3 | position 5 | position 1 / position 5 |" in table
+    assert "| `rnn` | 1.0e-06 | 1.0e-03 | 1.0e-01 | 1e-05 |" in table
+    assert "| `gru_luong` | 2.0e-03 | 1.0e-03 | 4.0e-03 | 0.5 |" in table
 
 
 def test_plot_history_draws_a_resumed_run(tmp_path):
