@@ -28,10 +28,12 @@ def forward_flops_per_token(cfg: ModelConfig, vocab_size: int) -> dict[str, int]
     cell, attention = VARIANTS[cfg.variant]
     gates, e, u, a = GATES[cell], cfg.embedding_dim, cfg.units, cfg.attention_units
     memory = 2 * u  # the bidirectional encoder's output size
-    context = memory if attention else 0
     per_source = 2 * (2 * gates * u * (e + u))  # both directions: input and recurrent kernels
     r = e if cfg.tie_embeddings else u  # the deep output's size
-    per_target = 2 * gates * u * (e + context + u) + 2 * (u + context + e) * r + 2 * r * vocab_size
+    # The cell's input: the previous token and the context, attention's (per target) or the single
+    # context vector (the same at every step: its product is once per sentence, below).
+    per_target = 2 * gates * u * (e + (memory if attention else 0) + u)
+    per_target += 2 * (u + memory + e) * r + 2 * r * vocab_size  # the deep output reads the context too
     per_pair = 0
     if attention == "bahdanau":
         per_source += 2 * memory * a  # keys, once per sentence
@@ -41,6 +43,8 @@ def forward_flops_per_token(cfg: ModelConfig, vocab_size: int) -> dict[str, int]
         per_source += 2 * memory * u  # W k, once per sentence
         per_pair = 2 * u + 2 * memory  # score (q . Wk) and the context
     per_sentence = STATES[cell] * 2 * memory * u  # the bridges
+    if not attention:
+        per_sentence += 2 * memory * gates * u  # the single context vector's share of the cell's input
     return {"source": per_source, "target": per_target, "pair": per_pair, "sentence": per_sentence}
 
 

@@ -5,8 +5,9 @@ all encoder states and feeds the context into the cell's input together with
 the previous token (Bahdanau et al., 2015). With Luong attention the cell runs
 first and its new state attends; the context of the step before is fed to the
 cell's input (input feeding, Luong et al., 2015, with the context in place of
-their attentional vector). Without attention, the only link to the source is
-the initial state (Sutskever et al., 2014; Cho et al., 2014).
+their attentional vector). Without attention, the source reaches the decoder as
+one context vector, the encoder's final state: it sets the initial state and is
+fed, unchanged, into every step's input and into the output (Cho et al., 2014).
 
 Training (``call``) and search (``decode_step``) run the very same ``step``,
 so teacher forcing and decoding compute the same function. With ``fused`` (the
@@ -49,7 +50,8 @@ class RecurrentDecoder(keras.layers.Layer):
         target_in: (batch, tgt_len) ids, BOS first, right-padded.
         memory: (batch, src_len, memory_dim) encoder states.
         memory_mask: (batch, src_len) bool.
-        encoder_states: the encoder's final states, each (batch, memory_dim).
+        encoder_states: the encoder's final states, each (batch, memory_dim); the first
+            is the context vector of a decoder without attention.
 
     Returns:
         logits (batch, tgt_len, vocab_size).
@@ -105,7 +107,7 @@ class RecurrentDecoder(keras.layers.Layer):
 
     def build(self, target_in_shape, memory_shape, memory_mask_shape=None, encoder_states_shape=None):
         batch, memory_dim = memory_shape[0], memory_shape[-1]
-        context_dim = memory_dim if self.attention else 0
+        context_dim = memory_dim  # attention's context, or the single context vector
         self.embedding.build(target_in_shape)
         for bridge in self.bridges:
             bridge.build((batch, memory_dim))
@@ -125,7 +127,8 @@ class RecurrentDecoder(keras.layers.Layer):
 
         Returns ``(source, state)``: source holds values (batch, src_len, memory_dim),
         keys (batch, src_len, key_dim) and mask; state holds the cell
-        states, the context (batch, context_dim) and the alignment (batch, src_len).
+        states, the context (batch, memory_dim) and the alignment (batch, src_len; (batch, 0)
+        without attention).
         """
         batch, src_len = ops.shape(memory)[0], ops.shape(memory)[1]
         cells = [bridge(s) for bridge, s in zip(self.bridges, encoder_states, strict=True)]
@@ -133,9 +136,9 @@ class RecurrentDecoder(keras.layers.Layer):
             source = {"values": memory, "keys": self.attention.keys(memory), "mask": memory_mask}
             context = ops.zeros((batch, ops.shape(memory)[-1]), memory.dtype)
             alignment = ops.zeros((batch, src_len), memory.dtype)
-        else:
+        else:  # the single context vector, the same at every step (Cho et al., 2014)
             source = {"mask": memory_mask}
-            context = ops.zeros((batch, 0), memory.dtype)
+            context = encoder_states[0]  # (batch, memory_dim)
             alignment = ops.zeros((batch, 0), memory.dtype)
         return source, {"cells": cells, "context": context, "alignment": alignment}
 
@@ -147,30 +150,33 @@ class RecurrentDecoder(keras.layers.Layer):
     def loop_weights(self) -> dict:
         """The cell weights a fused step reads, sliced once before a loop rather than at every step
         (a slice's gradient is a full-size scatter)."""
-        weights = {"kernel": self.cell.recurrent_kernel, "bias": recurrence.recurrent_bias(self.cell)}
-        if self.attention:
-            weights["context_kernel"] = self.cell.kernel[self.embedding_dim :]  # (context_dim, gates * units)
-        return weights
+        return {
+            "kernel": self.cell.recurrent_kernel,
+            "bias": recurrence.recurrent_bias(self.cell),
+            "context_kernel": self.cell.kernel[self.embedding_dim :],  # (memory_dim, gates * units)
+        }
 
     def step(self, embedded, state, source, projected=None, weights=None):
         """One step: (batch, embedding_dim) previous-token embedding -> next state.
 
-        ``projected`` is ``project(embedded)`` and ``weights`` is ``loop_weights()``, both
-        computed before the loop in training.
+        ``projected`` is the cell's input product computed before the loop in training:
+        ``project(embedded)``, plus the context's share when the context is the same at
+        every step (no attention); ``weights`` is ``loop_weights()``.
         """
         context, alignment = state["context"], state["alignment"]
         if self.attention_type == "bahdanau":  # attend from the state before the step
             query = state["cells"][0]  # (batch, units)
             context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
         if self.fused:
-            projected = self.project(embedded) if projected is None else projected
             weights = self.loop_weights() if weights is None else weights
-            if self.attention:  # the context's share of the input product
+            if projected is None:  # search: all of this step's input product
+                projected = self.project(embedded) + tf.matmul(context, weights["context_kernel"])
+            elif self.attention:  # training: add this step's context's share
                 projected += tf.matmul(context, weights["context_kernel"])
             kernel, bias = weights["kernel"], weights["bias"]
             cells = recurrence.update(self.cell_type, projected, state["cells"], kernel, bias)
         else:
-            inputs = ops.concatenate([embedded, context], axis=-1)  # context is (batch, 0) without attention
+            inputs = ops.concatenate([embedded, context], axis=-1)
             _, cells = self.cell(inputs, state["cells"])
         if self.attention_type == "luong":  # attend from the state after the step
             query = cells[0]
@@ -194,9 +200,12 @@ class RecurrentDecoder(keras.layers.Layer):
         # One tf.scan over time: the loop body is a single traced step, not a Python unroll.
         if self.fused:
             weights = self.loop_weights()
+            projected = self.project(time_major)  # all steps' input products: (tgt_len, batch, gates * units)
+            if not self.attention:  # and a constant context's share, once: (batch, gates * units)
+                projected += tf.matmul(state["context"], weights["context_kernel"])
             states = tf.scan(
                 lambda state, x: self.step(x[0], state, source, projected=x[1], weights=weights),
-                (time_major, self.project(time_major)),  # all steps' input products in one
+                (time_major, projected),
                 initializer=state,
             )
         else:
