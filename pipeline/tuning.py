@@ -4,6 +4,7 @@ Reads each run directory as the train stage leaves it and writes ``tuning.json``
 ``tuning.md``: the settings that differ, greedy validation BLEU of the best epoch, of the
 average of the best checkpoints, beam-5 validation BLEU at each length penalty tried, and
 what halving the learning rate did; and ``tuning.png``, every run's validation BLEU per epoch.
+A run stopped before its end (no ``train.json`` yet) shows its epochs so far, from ``log.csv``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from pathlib import Path
 
 from pipeline.files import copy_file, write_json, write_text
-from pipeline.plots import plot_tuning_curves
+from pipeline.plots import plot_tuning_curves, read_log
 
 SETTINGS = (("model", "dropout"), ("train", "label_smoothing"), ("model", "tie_embeddings"),
             ("model", "units"), ("train", "learning_rate"), ("train", "decay_from"))  # fmt: skip
@@ -33,16 +34,36 @@ def halvings(history: list[dict]) -> dict:
     }
 
 
+def unfinished_summary(run_dir: Path) -> dict:
+    """What a run stopped before its end has to show: its epochs so far, from ``log.csv``."""
+    log = read_log(run_dir / "log.csv")
+    columns = zip(log["epoch"], log["val_bleu"], log["learning_rate"], strict=True)
+    history = [{"epoch": int(e), "val_bleu": b, "learning_rate": r} for e, b, r in columns]
+    best = max(history, key=lambda r: r["val_bleu"])
+    return {
+        "epochs": len(history),
+        "best_epoch": best["epoch"],
+        "stopped_by": "unfinished",
+        "val_bleu_greedy": best["val_bleu"],
+        "train_seconds": sum(log["seconds"]),
+        "history": history,
+    }
+
+
 def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
     """Writes ``tuning.json``, ``tuning.md`` and ``tuning.png`` to ``out_dir``, and each run's log,
     summary, decoding and training figure to ``out_dir/<run>/``; returns tuning.json."""
     rows, curves = [], {}
     for run_dir in run_dirs:
         for name in ("log.csv", "train.json", "decoding.json", "config.json", "training.png"):
-            copy_file(run_dir / name, out_dir / run_dir.name / name)
+            if (run_dir / name).is_file():  # a run stopped before its end has no summary yet
+                copy_file(run_dir / name, out_dir / run_dir.name / name)
         config = json.loads((run_dir / "config.json").read_text())
-        summary = json.loads((run_dir / "train.json").read_text())
-        decoding = json.loads((run_dir / "decoding.json").read_text())
+        finished = (run_dir / "train.json").is_file()
+        summary = (
+            json.loads((run_dir / "train.json").read_text()) if finished else unfinished_summary(run_dir)
+        )
+        decoding = json.loads((run_dir / "decoding.json").read_text()) if finished else {}
         averaging = summary.get("averaging") or {}
         rows.append({
             "run": run_dir.name,
@@ -52,8 +73,8 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
             "stopped_by": summary["stopped_by"],
             "val_bleu_best_epoch": summary.get("best_epoch_val_bleu_greedy", summary["val_bleu_greedy"]),
             "averaged_epochs": averaging.get("epochs"), "val_bleu_averaged": averaging.get("val_bleu_greedy"),
-            "val_bleu_beam5": decoding["validation_bleu_by_length_penalty"],
-            "length_penalty": decoding["length_penalty"],
+            "val_bleu_beam5": decoding.get("validation_bleu_by_length_penalty", {}),
+            "length_penalty": decoding.get("length_penalty"),
             "plateau": halvings(summary["history"]),
             "train_minutes": round(summary["train_seconds"] / 60, 1),
         })  # fmt: skip
@@ -66,21 +87,29 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
 
 def markdown(rows: list[dict]) -> str:
     names = [name for _, name in SETTINGS]
-    alphas = list(rows[0]["val_bleu_beam5"])
+    alphas = list(next((r["val_bleu_beam5"] for r in rows if r["val_bleu_beam5"]), {}))
     header = ["run", *names, "epochs", "best epoch", "val BLEU greedy, best epoch", "averaged (epochs)",
               *[f"beam 5, lp {a}" for a in alphas], "train min"]  # fmt: skip
     intro = ("Validation split only (1014 sentences), sacreBLEU cased. Greedy: the search that picks the "
              "best epoch; averaged: the mean of the best checkpoints' weights; beam 5 at each length "
              "penalty: the chosen weights.")  # fmt: skip
+    if any(r["stopped_by"] == "unfinished" for r in rows):
+        intro += (
+            " A run marked unfinished was stopped before its end: its numbers are those of its epochs so far."
+        )
     lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         averaged = (
             "-" if r["val_bleu_averaged"] is None else f"{r['val_bleu_averaged']} {r['averaged_epochs']}"
         )
-        best_alpha = str(r["length_penalty"])
-        beams = [f"**{v}**" if a == best_alpha else str(v) for a, v in r["val_bleu_beam5"].items()]
+        best_alpha, beam5 = str(r["length_penalty"]), r["val_bleu_beam5"]
+        beams = [
+            ("-" if a not in beam5 else f"**{beam5[a]}**" if a == best_alpha else str(beam5[a]))
+            for a in alphas
+        ]
         settings = ["-" if r["settings"][n] is None else str(r["settings"][n]) for n in names]
-        cells = [f"`{r['run']}`", *settings, str(r["epochs"]),
+        epochs = f"{r['epochs']} (unfinished)" if r["stopped_by"] == "unfinished" else str(r["epochs"])
+        cells = [f"`{r['run']}`", *settings, epochs,
                  str(r["best_epoch"]), str(r["val_bleu_best_epoch"]), averaged, *beams,
                  str(r["train_minutes"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")

@@ -55,3 +55,23 @@ def test_summary_table_has_a_row_per_run_with_its_setting_and_scores(tmp_path):
         "- `a`: learning rate halved after epochs [2]; best greedy validation BLEU 30.0 up to the first"
         in table
     )
+
+
+def test_a_run_stopped_before_its_end_shows_its_epochs_so_far(tmp_path):
+    write_run(tmp_path / "a", 0.3, 32.0)
+    stopped = tmp_path / "b"
+    stopped.mkdir()
+    config = {"model": {"dropout": 0.3, "tie_embeddings": True, "units": 256},
+              "train": {"label_smoothing": 0.1, "learning_rate": 0.002}}  # fmt: skip
+    (stopped / "config.json").write_text(json.dumps(config))
+    (stopped / "log.csv").write_text(
+        "epoch,val_bleu,learning_rate,seconds\n1,13.4,0.002,60.0\n2,19.7,0.002,60.0\n3,18.0,0.002,60.0\n"
+    )
+    result = json.loads(summarize([tmp_path / "a", stopped], tmp_path / "out").read_text())
+    row = result["runs"][1]
+    assert (row["epochs"], row["best_epoch"], row["val_bleu_best_epoch"]) == (3, 2, 19.7)
+    assert row["train_minutes"] == 3.0
+    table = (tmp_path / "out" / "tuning.md").read_text()
+    assert (
+        "| `b` | 0.3 | 0.1 | True | 256 | 0.002 | - | 3 (unfinished) | 2 | 19.7 | - | - | - | 3.0 |" in table
+    )
