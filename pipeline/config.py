@@ -117,9 +117,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"embedding_dim": 32, "units": 32, "attention_units": 32, "dropout": 0.0},
         "train": {"epochs": 1},
     },
-    # A first look: every variant for 4 epochs with the defaults, no early stopping.
+    # A first look: every variant for 3 epochs with the defaults, no early stopping.
     "quick": {
-        "train": {"epochs": 4, "patience": 4},
+        "train": {"epochs": 3, "patience": 3},
     },
     # The comparison: every variant with one recipe, sized to fit six variants in two hours of a
     # 2-core CPU: 8 epochs at most, the rate also halved after every epoch from the fifth, so each
