@@ -78,6 +78,9 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
             "plateau": halvings(summary["history"]),
             "train_minutes": round(summary["train_seconds"] / 60, 1),
         })  # fmt: skip
+        rows[-1]["history"] = [
+            {k: r[k] for k in ("epoch", "val_bleu", "learning_rate")} for r in summary["history"]
+        ]
         curves[run_dir.name] = summary["history"]
     write_json(out_dir / "tuning.json", {"runs": rows})
     write_text(out_dir / "tuning.md", markdown(rows))
@@ -113,7 +116,7 @@ def markdown(rows: list[dict]) -> str:
                  str(r["best_epoch"]), str(r["val_bleu_best_epoch"]), averaged, *beams,
                  str(r["train_minutes"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "![validation BLEU per epoch](tuning.png)", ""]
+    lines += ["", "![validation BLEU per epoch](tuning.png)", "", *epoch_table(rows), ""]
     for r in rows:
         p = r["plateau"]
         if p["after_epochs"]:
@@ -121,3 +124,21 @@ def markdown(rows: list[dict]) -> str:
                          f"greedy validation BLEU {p['best_before']} up to the first halving, "
                          f"{p['best_after']} after it.")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def epoch_table(rows: list[dict]) -> list[str]:
+    """Greedy validation BLEU after every epoch of every run, so runs compare at equal epochs; a
+    star marks an epoch trained at a lower learning rate than the one before."""
+    epochs = max(len(r["history"]) for r in rows)
+    lines = [
+        "Greedy validation BLEU after each epoch (*: trained at a lower learning rate than the one before):",
+        "",
+        "| run | " + " | ".join(str(e) for e in range(1, epochs + 1)) + " |",
+        "|" + "---|" * (epochs + 1),
+    ]
+    for r in rows:
+        h = r["history"]
+        cells = [f"{x['val_bleu']}{'*' if i and x['learning_rate'] < h[i - 1]['learning_rate'] else ''}"
+                 for i, x in enumerate(h)]  # fmt: skip
+        lines.append(f"| `{r['run']}` | " + " | ".join(cells + ["-"] * (epochs - len(h))) + " |")
+    return lines

@@ -75,3 +75,6 @@ def test_a_run_stopped_before_its_end_shows_its_epochs_so_far(tmp_path):
     assert (
         "| `b` | 0.3 | 0.1 | True | 256 | 0.002 | - | 3 (unfinished) | 2 | 19.7 | - | - | - | 3.0 |" in table
     )
+    assert "| run | 1 | 2 | 3 |" in table
+    assert "| `a` | 31.0 | 32.0 | 31.5* |" in table  # the rate fell after epoch 2
+    assert "| `b` | 13.4 | 19.7 | 18.0 |" in table
