@@ -116,7 +116,7 @@ def markdown(rows: list[dict]) -> str:
                  str(r["best_epoch"]), str(r["val_bleu_best_epoch"]), averaged, *beams,
                  str(r["train_minutes"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "![validation BLEU per epoch](tuning.png)", "", *epoch_table(rows), ""]
+    lines += ["", *epoch_table(rows), ""]  # the figure beside it: tuning.png
     for r in rows:
         p = r["plateau"]
         if p["after_epochs"]:
