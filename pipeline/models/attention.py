@@ -76,10 +76,14 @@ class BahdanauAttention(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="pipeline")
 class LuongAttention(keras.layers.Layer):
-    """Multiplicative ("general") attention (Luong et al., 2015): ``q . W k``.
+    """Multiplicative ("general") attention (Luong et al., 2015): ``q . W k / sqrt(units)``.
 
     The decoder queries it with the state *after* the step's cell update. ``W k``
-    does not depend on the step, so ``keys`` computes it once per sentence.
+    does not depend on the step, so ``keys`` computes it once per sentence. The
+    scores are scaled as in Vaswani et al. (2017): unscaled, a 256-unit model's
+    scores had grown to a spread (standard deviation across the source) of 83 after
+    3 epochs, its softmax put all weight on one position at every step, and it
+    translated worse than a GRU without attention.
 
     Args:
         units: size of the query (the decoder state).
@@ -116,7 +120,7 @@ class LuongAttention(keras.layers.Layer):
 
     def call(self, query, keys, values, mask):
         scores = ops.matmul(keys, query[:, :, None])[:, :, 0]  # (batch, src_len, units) x (units,) per row
-        return attend(scores, values, mask)
+        return attend(scores / self.units**0.5, values, mask)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
