@@ -17,6 +17,7 @@ from pipeline.plots import plot_tuning_curves, read_log
 
 SETTINGS = (("model", "dropout"), ("train", "label_smoothing"), ("model", "tie_embeddings"),
             ("model", "units"), ("train", "learning_rate"), ("train", "decay_from"))  # fmt: skip
+HISTORY_KEYS = ("epoch", "val_bleu", "learning_rate")  # what tuning.json keeps of each epoch
 
 
 def halvings(history: list[dict]) -> dict:
@@ -77,10 +78,8 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
             "length_penalty": decoding.get("length_penalty"),
             "plateau": halvings(summary["history"]),
             "train_minutes": round(summary["train_seconds"] / 60, 1),
+            "history": [{k: h[k] for k in HISTORY_KEYS} for h in summary["history"]],
         })  # fmt: skip
-        rows[-1]["history"] = [
-            {k: r[k] for k in ("epoch", "val_bleu", "learning_rate")} for r in summary["history"]
-        ]
         curves[run_dir.name] = summary["history"]
     write_json(out_dir / "tuning.json", {"runs": rows})
     write_text(out_dir / "tuning.md", markdown(rows))
