@@ -13,6 +13,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
+def save(fig, out: Path) -> Path:
+    """Writes a figure to ``out`` at the project's resolution and frees it."""
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def read_log(log_csv: Path) -> dict[str, list[float]]:
     """``log.csv`` as columns of floats; an empty cell (a key some epochs lacked) is NaN."""
     with open(log_csv, newline="") as f:
@@ -62,10 +70,7 @@ def plot_history(log_csv: Path, out: Path) -> Path:
         if "process" in log:
             mark_resumes(ax, epochs, log["process"])
     fig.suptitle(Path(log_csv).parent.name)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def plot_bleu_by_variant(rows: list[dict], out: Path) -> Path:
@@ -82,10 +87,7 @@ def plot_bleu_by_variant(rows: list[dict], out: Path) -> Path:
     ax.set_title("BLEU by variant (sacreBLEU)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def plot_bleu_by_length(rows: list[dict], out: Path) -> Path:
@@ -103,10 +105,7 @@ def plot_bleu_by_length(rows: list[dict], out: Path) -> Path:
     ax.set_title("BLEU by source length (dashed: single context vector)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def plot_tuning_curves(histories: dict[str, list[dict]], out: Path) -> Path:
@@ -127,10 +126,7 @@ def plot_tuning_curves(histories: dict[str, list[dict]], out: Path) -> Path:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def plot_gradient_flow(flows: dict, out: Path) -> Path:
@@ -144,10 +140,7 @@ def plot_gradient_flow(flows: dict, out: Path) -> Path:
     ax.set_title("Gradient reaching each encoder position (dashed: single context vector)")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def plot_attention(examples: list[dict], variant: str, out: Path) -> Path:
@@ -158,7 +151,4 @@ def plot_attention(examples: list[dict], variant: str, out: Path) -> Path:
         ax.set_xticks(range(len(example["source"])), example["source"], rotation=90, fontsize=8)
         ax.set_yticks(range(len(example["output"])), example["output"], fontsize=8)
     fig.suptitle(f"{variant}: attention weights")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, out)
