@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 
 from pipeline import checkpoints
+from pipeline.constants import REFERENCE_CEILING_GFLOPS
 from pipeline.files import write_text
 from pipeline.metrics import bleu
 from pipeline.search import compile_search, translate_rows
@@ -145,14 +146,19 @@ class Clock(Stateful):
     Counts whole epochs (training steps and validation): the part of an epoch that a kill
     interrupted is redone, not counted. With ``minutes``, no epoch starts that would end
     after the budget, judged by the mean epoch so far; ``fired`` says that it stopped the run.
+    The budget is minutes at the reference ceiling (``constants.REFERENCE_CEILING_GFLOPS``):
+    on a machine with half that ``ceiling_gflops``, twice as many.
     ``anyone`` turns this process's decision into every worker's (``distribute.agreement``):
     workers time their epochs apart, and one that stopped alone would leave the others waiting.
     """
 
-    def __init__(self, minutes: float | None, anyone: Callable[[bool], bool] = lambda flag: flag):
+    def __init__(self, minutes: float | None, anyone: Callable[[bool], bool] = lambda flag: flag,
+                 ceiling_gflops: float | None = None):  # fmt: skip
         super().__init__()
         self.anyone = anyone
-        self.budget = minutes * 60 if minutes else None
+        # Minutes at the reference ceiling; this machine's, where measured, scales them.
+        speed = REFERENCE_CEILING_GFLOPS / ceiling_gflops if ceiling_gflops else 1.0
+        self.budget = minutes * 60 * speed if minutes else None
         self.seconds = 0.0  # whole epochs, all processes
         self.step_seconds = 0.0  # training steps alone, validation excluded
         self.epochs = 0
@@ -171,7 +177,8 @@ class Clock(Stateful):
         self.step_seconds += (self.test_start or now) - self.epoch_start
         self.epochs += 1
         logs["seconds"] = round(now - self.epoch_start, 1)
-        # Every worker has the same budget, so each asks the others at the same epochs.
+        # Every worker has a budget (each scaled by its own machine), so each asks the others at the
+        # same epochs.
         if self.budget and self.anyone(self.seconds * (self.epochs + 1) / self.epochs > self.budget):
             self.fired = self.model.stop_training = True
 

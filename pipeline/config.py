@@ -62,7 +62,9 @@ class TrainConfig:
     decay_from: int | None = None  # from the end of this epoch on, the rate is also halved after every epoch
     average: int = 0  # average the N best checkpoints, kept if that scores higher on validation
     length_penalties: tuple[float, ...] = (0.6,)  # tried on validation with beam 5; the best is the default
-    time_budget_minutes: float | None = None  # a guard: no epoch starts that would overrun it
+    # A guard: no epoch starts that would overrun it. Minutes at a `make bench` ceiling of 400 GFLOP/s;
+    # a slower machine gets more in proportion (constants.REFERENCE_CEILING_GFLOPS).
+    time_budget_minutes: float | None = None
     seed: int = 1234
     # default (one device), mirrored (this machine's devices) or multi_worker (machines in TF_CONFIG);
     # data.batch_size stays the global batch, so the strategy changes the speed, not what is trained

@@ -22,5 +22,9 @@ VARIANT_NAMES = ("rnn", "lstm", "gru", "lstm_bahdanau", "gru_bahdanau", "gru_luo
 DEFAULT_BEAM_SIZE = 5
 DEFAULT_LENGTH_PENALTY = 0.6  # for an export whose run did not tune it
 
+# A time budget (train.time_budget_minutes) is minutes on a machine whose `make bench` ceiling, the
+# float32 matrix-product rate, is this; a slower machine's guard is longer in proportion.
+REFERENCE_CEILING_GFLOPS = 400.0
+
 # train.strategy: one device, the local devices of one machine, or several machines (TF_CONFIG).
 STRATEGIES = ("default", "mirrored", "multi_worker")

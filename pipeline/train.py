@@ -133,9 +133,9 @@ def train(
     bleu = validation_bleu(cfg, data_dir, sp, chiefs)
     selection = Selection(cfg.train.patience)
     plateau = Plateau(cfg.train.plateau_patience, decay_from=cfg.train.decay_from)
-    clock = Clock(cfg.train.time_budget_minutes, anyone)
-    stateful = {"selection": selection, "plateau": plateau, "clock": clock}
     ceiling = round(matmul_rate(), 1)  # this machine's speed, beside every time the run reports
+    clock = Clock(cfg.train.time_budget_minutes, anyone, ceiling)
+    stateful = {"selection": selection, "plateau": plateau, "clock": clock}
     checkpoint = EpochCheckpoint(out / CHECKPOINTS, out / LOG, stateful, cfg.train.average, ceiling)
     if state:
         checkpoint.restore(state)

@@ -115,6 +115,13 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun(monkeypatch):
     assert run_budget(None, [1000.0] * 5, monkeypatch) == 5  # no budget, no stop
 
 
+def test_time_budget_is_minutes_at_the_reference_ceiling(monkeypatch):
+    # 1 minute at 400 GFLOP/s is 2 minutes on a machine at 200: four 25 s epochs, where 400 stops at two.
+    assert run_budget(None, [25.0] * 9, monkeypatch, clock=Clock(1.0, ceiling_gflops=400.0)) == 2
+    assert run_budget(None, [25.0] * 9, monkeypatch, clock=Clock(1.0, ceiling_gflops=200.0)) == 4
+    assert run_budget(None, [10.0] * 9, monkeypatch, clock=Clock(1.0, ceiling_gflops=800.0)) == 3
+
+
 def test_time_budget_counts_the_time_of_earlier_processes(monkeypatch):
     first = Clock(1.0)
     assert run_budget(None, [25.0], monkeypatch, clock=first) == 1  # one epoch, then killed
