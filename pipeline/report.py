@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from pipeline import corpus, plots
 from pipeline.config import load_config, make_config
-from pipeline.constants import BOS_ID, DEFAULT_CORPUS, EOS_ID, PAD_ID
+from pipeline.constants import BOS_ID, DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY, EOS_ID, PAD_ID
 from pipeline.files import write_json, write_text
 from pipeline.metrics import BOOTSTRAP_SAMPLES, bleu, check_pairs, paired_bootstrap
 from pipeline.models import VARIANTS, build_model
@@ -137,6 +137,13 @@ def stopping_line(rows: list[dict]) -> str:
     return f"Every variant stopped by early stopping or its epoch limit ({named})."
 
 
+def penalty_phrase(penalties: tuple[float, ...]) -> str:
+    if len(penalties) == 1:
+        return f"length penalty {penalties[0]} (not tuned in this preset)"
+    grid = ", ".join(str(p) for p in penalties)
+    return f"each model's length penalty chosen on validation from {grid}"
+
+
 def markdown_table(
     rows: list[dict],
     pair: str,
@@ -145,7 +152,9 @@ def markdown_table(
     baseline: str,
     corpus_title: str = "Multi30k",
     split_title: str = "test_2016_flickr",
+    penalties: tuple[float, ...] = (DEFAULT_LENGTH_PENALTY,),
 ) -> str:
+    """``penalties``: the length penalties the preset tries on validation (one: not tuned)."""
     buckets = list(rows[0]["test_bleu_by_length"])
     header = [
         "variant", "attention", "parameters", "epochs", "best epoch", "train min", "ceiling GFLOP/s",
@@ -155,7 +164,7 @@ def markdown_table(
     ]  # fmt: skip
     intro = (
         f"{corpus_title} {pair}, preset `{preset}`, {split_title} ({sentences} sentences), translated by the "
-        "exported SavedModels with beam 5 and each model's length penalty tuned on validation (greedy in "
+        f"exported SavedModels with beam 5 and {penalty_phrase(penalties)} (greedy in "
         "its own column); sacreBLEU, cased and detokenized, with the 95% bootstrap confidence interval; "
         '"test BLEU lc" is lowercased; p is paired bootstrap resampling '
         f'({BOOTSTRAP_SAMPLES} samples) against `{baseline}`; "ceiling" is the float32 matrix-product rate '
@@ -237,7 +246,8 @@ def compare(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     baseline = baseline if baseline in variants else variants[0]
-    limit = make_config(preset, pair, corpus=corpus_name).data.eval_limit
+    cfg = make_config(preset, pair, corpus=corpus_name)
+    limit = cfg.data.eval_limit
     sources, references = corpus.read_split(pair, "test", data_dir, limit, corpus_name)
     corpus_title = "Multi30k" if corpus_name == DEFAULT_CORPUS else corpus_name
     split_title = corpus.split_title(pair, "test", data_dir, corpus_name)
@@ -264,7 +274,9 @@ def compare(
         "variants": rows,
         "gradient_flow": {v: [float(x) for x in f] for v, f in flows.items()},
     }
-    table = markdown_table(rows, pair, preset, len(sources), baseline, corpus_title, split_title)
+    table = markdown_table(
+        rows, pair, preset, len(sources), baseline, corpus_title, split_title, cfg.train.length_penalties
+    )
     write_text(out_dir / "compare.md", table + "\n" + gradient_table(flows))
     plots.plot_bleu_by_variant(rows, out_dir / "bleu_by_variant.png")
     plots.plot_bleu_by_length(rows, out_dir / "bleu_by_length.png")

@@ -56,6 +56,14 @@ def test_markdown_table_has_one_row_per_variant_with_its_numbers():
     assert "Every variant stopped by early stopping or its epoch limit (early stopping: `gru`, " in table
 
 
+def test_markdown_table_says_whether_the_length_penalty_was_tuned():
+    rows = [row("gru_bahdanau", "bahdanau", 31.25)]
+    untuned = markdown_table(rows, "de-en", "quick", 12, "gru_bahdanau", penalties=(0.6,))
+    assert "beam 5 and length penalty 0.6 (not tuned in this preset)" in untuned
+    tuned = markdown_table(rows, "de-en", "converge", 12, "gru_bahdanau", penalties=(0.0, 0.6, 1.2))
+    assert "each model's length penalty chosen on validation from 0.0, 0.6, 1.2" in tuned
+
+
 def test_markdown_table_names_the_runs_the_time_guard_ended():
     rows = [row("gru", None, 20.5, p=0.2, stopped_by="time budget"), row("gru_bahdanau", "bahdanau", 31.25)]
     table = markdown_table(rows, "de-en", "quick", 12, "gru_bahdanau")
