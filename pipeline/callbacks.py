@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -62,10 +62,14 @@ class ValidationBLEU(keras.callbacks.Callback):
         self.search = None
 
     def score(self, model: keras.Model, beam_size: int = 1, alpha: float = 0.0) -> float:
+        return self.scores(model, beam_size, [alpha])[0]
+
+    def scores(self, model: keras.Model, beam_size: int, alphas: Sequence[float]) -> list[float]:
+        """BLEU under each length penalty of ``alphas``, from one search."""
         if self.search is None:
             self.search = compile_search(model)  # traced once, reused every epoch
-        outputs = translate_rows(self.search, self.sources, beam_size, alpha)
-        return round(bleu([self.detokenize(ids) for ids in outputs], self.references), 2)
+        outputs = translate_rows(self.search, self.sources, beam_size, alphas)
+        return [round(bleu([self.detokenize(ids) for ids in rows], self.references), 2) for rows in outputs]
 
     def on_epoch_end(self, epoch, logs=None):
         logs["val_bleu"] = self.agree(self.score(self.model))

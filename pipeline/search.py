@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -50,6 +50,25 @@ def greedy_search(model: Seq2Seq, source, max_length=None, return_alignments: bo
     return beam_search(model, source, 1, 0.0, max_length, return_alignments)
 
 
+class Beams(NamedTuple):
+    """Each sentence's ``k`` hypotheses when beam search ends, side by side, before a length
+    penalty picks one: the search itself never looks at the penalty (every hypothesis it
+    compares has the same length), so one search serves every penalty.
+
+    ids: (batch * k, out_len) int32 without EOS, PAD after the end.
+    lengths: (batch * k,) int32, tokens before EOS.
+    scores: (batch * k,) float32, summed log-probability, EOS included.
+    ended: (batch * k,) bool, EOS emitted (not stopped by the length cap).
+    alignments: (batch * k, out_len, src_len) float32, empty unless asked for.
+    """
+
+    ids: tf.Tensor
+    lengths: tf.Tensor
+    scores: tf.Tensor
+    ended: tf.Tensor
+    alignments: tf.Tensor
+
+
 def beam_search(
     model: Seq2Seq, source, beam_size=5, alpha=0.6, max_length=None, return_alignments: bool = False
 ) -> Hypotheses:
@@ -68,6 +87,30 @@ def beam_search(
         max_length: optional scalar int, a cap on top of ``max_output_lengths(source)``.
         return_alignments: also return the attention weights of the winners.
     """
+    found = search_beams(model, source, beam_size, max_length, return_alignments)
+    return best_hypotheses(found, beam_size, alpha, return_alignments)
+
+
+def best_hypotheses(found: Beams, beam_size, alpha, return_alignments: bool = False) -> Hypotheses:
+    """Each sentence's hypothesis with the best log-probability over ``length_penalty(alpha)``."""
+    normalized = found.scores / length_penalty(
+        found.lengths + tf.cast(found.ended, tf.int32), alpha
+    )  # EOS counts
+    offsets = tf.range(tf.shape(normalized)[0] // beam_size) * beam_size  # (batch,) each sentence's first row
+    winner = tf.argmax(tf.reshape(normalized, [-1, beam_size]), axis=1, output_type=tf.int32) + offsets
+    alignments = tf.gather(found.alignments, winner) if return_alignments else None
+    return Hypotheses(
+        tf.gather(found.ids, winner),
+        tf.gather(found.lengths, winner),
+        tf.gather(normalized, winner),
+        alignments,
+    )
+
+
+def search_beams(
+    model: Seq2Seq, source, beam_size=5, max_length=None, return_alignments: bool = False
+) -> Beams:
+    """Beam search up to the choice of a winner: ``beam_search``'s arguments, without ``alpha``."""
     batch, k = tf.shape(source)[0], beam_size
     max_lengths = max_output_lengths(source)  # (batch,)
     if max_length is not None:
@@ -123,46 +166,52 @@ def beam_search(
     is_token = tf.logical_and(tf.not_equal(sequences, EOS_ID), tf.not_equal(sequences, PAD_ID))
     lengths = tf.reduce_sum(tf.cast(is_token, tf.int32), axis=1)  # (batch * k,)
     ended = tf.reduce_any(tf.equal(sequences, EOS_ID), axis=1)
-    normalized = scores / length_penalty(lengths + tf.cast(ended, tf.int32), alpha)  # EOS counts
-    winner = tf.argmax(tf.reshape(normalized, [batch, k]), axis=1, output_type=tf.int32) + offsets[:, 0]
-    ids = tf.where(is_token, sequences, PAD_ID)
-    alignments = tf.gather(history, winner) if return_alignments else None
-    return Hypotheses(
-        tf.gather(ids, winner), tf.gather(lengths, winner), tf.gather(normalized, winner), alignments
-    )
+    return Beams(tf.where(is_token, sequences, PAD_ID), lengths, scores, ended, history)
 
 
 def compile_search(model: Seq2Seq) -> Callable:
-    """``beam_search`` traced once for any batch, beam size and alpha:
-    ``search(source (batch, src_len) int32, beam_size, alpha) -> (ids, lengths)``."""
+    """Beam search traced once for any batch, beam size and set of length penalties, one search
+    for all of them: ``search(source (batch, src_len) int32, beam_size, alphas (n,) float32) ->
+    (ids (n, batch, out_len), lengths (n, batch))``, the winners under each penalty."""
 
     @tf.function(
         input_signature=[
             tf.TensorSpec([None, None], tf.int32),
             tf.TensorSpec([], tf.int32),
-            tf.TensorSpec([], tf.float32),
+            tf.TensorSpec([None], tf.float32),
         ]
     )
-    def search(source, beam_size, alpha):
-        found = beam_search(model, source, beam_size, alpha)
-        return found.ids, found.lengths
+    def search(source, beam_size, alphas):
+        found = search_beams(model, source, beam_size)
+        return tf.map_fn(
+            lambda alpha: best_hypotheses(found, beam_size, alpha)[:2],  # (ids, lengths)
+            alphas,
+            fn_output_signature=(tf.int32, tf.int32),
+        )
 
     return search
 
 
 def translate_rows(
-    search: Callable, rows: list[list[int]], beam_size: int = 1, alpha: float = 0.0, batch_size: int = 128
-) -> list[list[int]]:
-    """Output ids of each source row (ids ending with EOS), in order, through ``compile_search``'s
-    function; batched by length, so little of the work is padding."""
+    search: Callable,
+    rows: list[list[int]],
+    beam_size: int = 1,
+    alphas: Sequence[float] = (0.0,),
+    batch_size: int = 128,
+) -> list[list[list[int]]]:
+    """Output ids of each source row (ids ending with EOS), in order, under each of ``alphas``,
+    through ``compile_search``'s function: ``outputs[a][i]``, the ``i``-th row's translation
+    under ``alphas[a]``. Batched by length, so little of the work is padding."""
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    outputs: list[list[int]] = [[] for _ in rows]
+    outputs: list[list[list[int]]] = [[[] for _ in rows] for _ in alphas]
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
         source = np.full((len(chosen), max(len(rows[i]) for i in chosen)), PAD_ID, np.int32)
         for j, i in enumerate(chosen):
             source[j, : len(rows[i])] = rows[i]
-        ids, lengths = search(tf.constant(source), tf.constant(beam_size), tf.constant(alpha, tf.float32))
-        for j, i in enumerate(chosen):
-            outputs[i] = ids[j, : lengths[j]].numpy().tolist()
+        ids, lengths = search(tf.constant(source), tf.constant(beam_size), tf.constant(alphas, tf.float32))
+        ids, lengths = ids.numpy(), lengths.numpy()  # (n, batch, out_len), (n, batch)
+        for a in range(len(alphas)):
+            for j, i in enumerate(chosen):
+                outputs[a][i] = ids[a, j, : lengths[a, j]].tolist()
     return outputs

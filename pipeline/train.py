@@ -205,10 +205,10 @@ def finish(
             checkpoints.load_weights(folder, selection.best_epoch, model)
     replace_file(run_dir / BEST_WEIGHTS, lambda tmp: model.save_weights(tmp))
 
-    by_alpha = {}
-    for alpha in cfg.train.length_penalties:
-        by_alpha[str(alpha)] = bleu.score(model, DEFAULT_BEAM_SIZE, alpha)
-        print(f"length penalty {alpha}: validation BLEU {by_alpha[str(alpha)]} (beam {DEFAULT_BEAM_SIZE})")
+    penalties = cfg.train.length_penalties  # one beam search; each penalty picks its winners
+    by_alpha = dict(zip(map(str, penalties), bleu.scores(model, DEFAULT_BEAM_SIZE, penalties), strict=True))
+    for alpha, score in by_alpha.items():
+        print(f"length penalty {alpha}: validation BLEU {score} (beam {DEFAULT_BEAM_SIZE})")
     alpha = float(max(cfg.train.length_penalties, key=lambda a: by_alpha[str(a)]))
     write_json(run_dir / DECODING, {"beam_size": DEFAULT_BEAM_SIZE, "length_penalty": alpha,
                                     "validation_bleu_by_length_penalty": by_alpha})  # fmt: skip

@@ -7,7 +7,7 @@ from pipeline.config import ModelConfig, make_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 from pipeline.metrics import score
 from pipeline.models import build_model
-from pipeline.search import beam_search, greedy_search, max_output_lengths
+from pipeline.search import beam_search, compile_search, greedy_search, max_output_lengths, translate_rows
 from pipeline.train import compile_model
 
 VOCAB = 20  # conftest.SYNTHETIC_VOCAB
@@ -216,6 +216,18 @@ def test_one_traced_graph_serves_every_beam_size(attention_model, held_out):
         np.testing.assert_allclose(traced.scores, eager.scores, atol=1e-5)
         np.testing.assert_allclose(traced.alignments, eager.alignments, atol=1e-5)
     assert len(search._list_all_concrete_functions()) == 1
+
+
+def test_one_search_gives_each_length_penalty_the_winners_of_its_own_search():
+    # An untrained model ends its beams at scattered lengths, so the penalty changes winners.
+    model, alphas = untrained_model(), (0.0, 0.6, 2.0)
+    rng = np.random.default_rng(0)
+    rows = [[*rng.integers(4, VOCAB, size=n).tolist(), EOS_ID] for n in rng.integers(2, 9, size=24)]
+    together = translate_rows(compile_search(model), rows, beam_size=4, alphas=alphas, batch_size=10)
+    for alpha, outputs in zip(alphas, together, strict=True):
+        alone = [beam_search(model, tf.constant([row]), 4, alpha) for row in rows]
+        assert outputs == [h.ids[0, : h.lengths[0]].numpy().tolist() for h in alone]
+    assert together[0] != together[2]  # the penalties did pick different winners
 
 
 def test_beam_alignments_belong_to_the_winning_hypothesis(attention_model, held_out):
