@@ -93,18 +93,13 @@ def beam_search(
 
 def best_hypotheses(found: Beams, beam_size, alpha, return_alignments: bool = False) -> Hypotheses:
     """Each sentence's hypothesis with the best log-probability over ``length_penalty(alpha)``."""
-    normalized = found.scores / length_penalty(
-        found.lengths + tf.cast(found.ended, tf.int32), alpha
-    )  # EOS counts
+    lengths = found.lengths + tf.cast(found.ended, tf.int32)  # (batch * k,) EOS counts
+    normalized = found.scores / length_penalty(lengths, alpha)
     offsets = tf.range(tf.shape(normalized)[0] // beam_size) * beam_size  # (batch,) each sentence's first row
     winner = tf.argmax(tf.reshape(normalized, [-1, beam_size]), axis=1, output_type=tf.int32) + offsets
     alignments = tf.gather(found.alignments, winner) if return_alignments else None
-    return Hypotheses(
-        tf.gather(found.ids, winner),
-        tf.gather(found.lengths, winner),
-        tf.gather(normalized, winner),
-        alignments,
-    )
+    ids, lengths, scores = (tf.gather(t, winner) for t in (found.ids, found.lengths, normalized))
+    return Hypotheses(ids, lengths, scores, alignments)
 
 
 def search_beams(
