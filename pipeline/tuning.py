@@ -89,7 +89,7 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
 
 def markdown(rows: list[dict]) -> str:
     names = [name for _, name in SETTINGS]
-    alphas = list(next((r["val_bleu_beam5"] for r in rows if r["val_bleu_beam5"]), {}))
+    alphas = sorted({a for r in rows for a in r["val_bleu_beam5"]}, key=float)  # every run's grid
     header = ["run", *names, "epochs", "best epoch", "val BLEU greedy, best epoch", "averaged (epochs)",
               *[f"beam 5, lp {a}" for a in alphas], "train min"]  # fmt: skip
     intro = ("Validation split only (1014 sentences), sacreBLEU cased. Greedy: the search that picks the "

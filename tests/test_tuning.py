@@ -21,7 +21,7 @@ def test_halvings_compare_the_best_score_before_and_after_the_first_one():
     }
 
 
-def write_run(folder, dropout: float, best: float) -> None:
+def write_run(folder, dropout: float, best: float, penalties: dict | None = None) -> None:
     folder.mkdir()
     config = {"model": {"dropout": dropout, "tie_embeddings": False, "units": 256},
               "train": {"label_smoothing": 0.0, "learning_rate": 0.002}}  # fmt: skip
@@ -31,7 +31,7 @@ def write_run(folder, dropout: float, best: float) -> None:
                "averaging": {"epochs": [1, 2, 3], "val_bleu_greedy": best + 0.3, "kept": True}}  # fmt: skip
     decoding = {
         "length_penalty": 0.8,
-        "validation_bleu_by_length_penalty": {"0.6": best + 1, "0.8": best + 2},
+        "validation_bleu_by_length_penalty": penalties or {"0.6": best + 1, "0.8": best + 2},
     }
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "train.json").write_text(json.dumps(summary))
@@ -55,6 +55,19 @@ def test_summary_table_has_a_row_per_run_with_its_setting_and_scores(tmp_path):
         "- `a`: learning rate halved after epochs [2]; best greedy validation BLEU 30.0 up to the first"
         in table
     )
+
+
+def test_each_length_penalty_any_run_tried_has_its_column(tmp_path):
+    write_run(tmp_path / "a", 0.3, 30.0)  # 0.6 and 0.8
+    write_run(tmp_path / "b", 0.1, 32.0, penalties={"0.0": 31.0, "0.8": 34.0, "2.0": 33.0})
+    summarize([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+    table = (tmp_path / "out" / "tuning.md").read_text()
+    assert "| beam 5, lp 0.0 | beam 5, lp 0.6 | beam 5, lp 0.8 | beam 5, lp 2.0 |" in table
+    assert (
+        "| `a` | 0.3 | 0.0 | False | 256 | 0.002 | - | 3 | 2 | 30.0 | 30.3 [1, 2, 3] "
+        "| - | 31.0 | **32.0** | - |" in table
+    )
+    assert "| 31.0 | - | **34.0** | 33.0 | 10.0 |" in table
 
 
 def test_a_run_stopped_before_its_end_shows_its_epochs_so_far(tmp_path):
