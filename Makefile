@@ -119,7 +119,7 @@ $(REPORTS_DIR)/seeds.json: $(foreach r,$(SEED_RUNS),$(REPORTS_DIR)/$(r)/test.jso
 
 # The recipe's evidence: gru_bahdanau 256/256 on de-en with one setting changed at a time, compared
 # on the validation split (reports/de-en/tuning/tuning.md). Runs named A-E: the defaults (quick) and
-# at most 12 epochs, the rate halved on plateaus; runs named R, F and G: the converge schedule itself
+# at most 12 epochs, the rate halved on plateaus; runs named R, F, G and T: the converge schedule itself
 # (7 epochs, halved after every epoch from the 5th), with the guard off.
 TUNE_DIR ?= runs/tune
 TUNE_OUT ?= reports/de-en/tuning
@@ -137,7 +137,10 @@ TUNE_PRESET_F_converge_d01 = converge
 TUNE_F_converge_d01 = model.dropout=0.1
 TUNE_PRESET_G_converge_nols = converge
 TUNE_G_converge_nols = model.dropout=0.3 train.label_smoothing=0.0
-TUNE_RUNS ?= A_d01 B_d03 C_d03_ls D_d03_ls_tie E_d03_decay5 R_converge F_converge_d01 G_converge_nols
+TUNE_PRESET_T_converge_tie = converge
+TUNE_T_converge_tie = model.tie_embeddings=true
+TUNE_RUNS ?= A_d01 B_d03 C_d03_ls D_d03_ls_tie E_d03_decay5 R_converge F_converge_d01 G_converge_nols \
+	T_converge_tie
 tune_preset = $(or $(TUNE_PRESET_$(1)),quick)
 tune: $(TUNE_OUT)/tuning.json
 	@cat $(TUNE_OUT)/tuning.md
