@@ -131,17 +131,14 @@ TUNE_B_d03 = model.dropout=0.3
 TUNE_C_d03_ls = model.dropout=0.3 train.label_smoothing=0.1
 TUNE_D_d03_ls_tie = model.dropout=0.3 train.label_smoothing=0.1 model.tie_embeddings=true
 TUNE_E_d03_decay5 = model.dropout=0.3 train.decay_from=5
-TUNE_PRESET_R_converge = converge
 TUNE_R_converge = model.dropout=0.3
-TUNE_PRESET_F_converge_d01 = converge
 TUNE_F_converge_d01 = model.dropout=0.1
-TUNE_PRESET_G_converge_nols = converge
 TUNE_G_converge_nols = model.dropout=0.3 train.label_smoothing=0.0
-TUNE_PRESET_T_converge_tie = converge
 TUNE_T_converge_tie = model.tie_embeddings=true
 TUNE_RUNS ?= A_d01 B_d03 C_d03_ls D_d03_ls_tie E_d03_decay5 R_converge F_converge_d01 G_converge_nols \
 	T_converge_tie
-tune_preset = $(or $(TUNE_PRESET_$(1)),quick)
+TUNE_ON_CONVERGE = R_converge F_converge_d01 G_converge_nols T_converge_tie
+tune_preset = $(if $(filter $(1),$(TUNE_ON_CONVERGE)),converge,quick)
 tune: $(TUNE_OUT)/tuning.json
 	@cat $(TUNE_OUT)/tuning.md
 $(TUNE_DIR)/%/train.json: $(TOKENIZER)
