@@ -112,6 +112,13 @@ def signature_op_types(model_dir, signature: str) -> set[str]:
     return types
 
 
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    """The tiny run exported once, for the tests that only read or load it: the text servable's
+    version folder (the ids servable is beside it, at ids_base)."""
+    return export(tiny_run, tmp_path_factory.mktemp("exported") / "gru_bahdanau")
+
+
 def test_versions_grow_and_nothing_is_left_staged(tiny_run, tmp_path):
     base = tmp_path / "gru_bahdanau"
     first = export(tiny_run, base)
@@ -173,9 +180,9 @@ def test_moved_exports_search_exactly_as_in_process(tiny_run, tmp_path):
     assert ids["align outputs"] == ["alignments", "ids", "lengths", "scores"]
 
 
-def test_translate_ids_runs_only_core_tensorflow_ops(tiny_run, tmp_path):
-    version = export(tiny_run, tmp_path / "gru_bahdanau")
-    ids_only = ids_base(tmp_path / "gru_bahdanau") / version.name
+def test_translate_ids_runs_only_core_tensorflow_ops(exported):
+    version = exported
+    ids_only = ids_base(version.parent) / version.name
     graphs = {
         "text translate_ids": signature_op_types(version, "translate_ids"),
         "ids translate_ids": signature_op_types(ids_only, "translate_ids"),
@@ -200,8 +207,8 @@ def test_translate_ids_runs_only_core_tensorflow_ops(tiny_run, tmp_path):
     assert "SentencepieceOp" in outside_core["text translate"]  # the check sees tensorflow-text ops
 
 
-def test_hostile_inputs_are_bounded(tiny_run, tmp_path):
-    loaded = tf.saved_model.load(str(export(tiny_run, tmp_path / "model")))
+def test_hostile_inputs_are_bounded(exported):
+    loaded = tf.saved_model.load(str(exported))
     beam, alpha = tf.constant(5), tf.constant(0.6)
     empty = loaded.translate(tf.constant([], tf.string), beam, alpha)
     assert empty["translations"].shape == (0,)
@@ -251,11 +258,10 @@ MAX_OUTPUT = 256  # search.max_output_lengths' cap
 
 
 @pytest.fixture(scope="module")
-def servables(tiny_run, tmp_path_factory):
+def servables(tiny_run, exported):
     """Both exported servables of the tiny run, loaded as a server would."""
-    version = export(tiny_run, tmp_path_factory.mktemp("served") / "gru_bahdanau")
-    text = tf.saved_model.load(str(version))
-    ids = tf.saved_model.load(str(ids_base(version.parent) / version.name))
+    text = tf.saved_model.load(str(exported))
+    ids = tf.saved_model.load(str(ids_base(exported.parent) / exported.name))
     return text, ids, load_tokenizer(tiny_run / TOKENIZER).vocab_size()
 
 
@@ -361,10 +367,9 @@ print(json.dumps({"growth": peak() - before, "shapes": shapes}))
 @pytest.mark.parametrize(
     "kind, signatures", [("ids", ["translate_ids", "align_ids"]), ("text", ["translate", "align"])]
 )
-def test_the_extreme_request_stays_under_the_memory_bound(tiny_run, tmp_path, kind, signatures):
+def test_the_extreme_request_stays_under_the_memory_bound(tiny_run, exported, kind, signatures):
     # 512 sentences of 256 pieces at beam 32: the beam is lowered to 1 to fit MAX_WORK.
-    version = export(tiny_run, tmp_path / "model")
-    folder = version if kind == "text" else ids_base(version.parent) / version.name
+    folder = exported if kind == "text" else ids_base(exported.parent) / exported.name
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", EXTREME, str(folder), kind, *signatures],
                             capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
