@@ -73,7 +73,8 @@ class ValidationBLEU(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["val_bleu"] = self.agree(self.score(self.model))
-        print(f"epoch {epoch + 1}: validation BLEU {logs['val_bleu']} (greedy)")
+        # A line of its own: the progress bar's last update has no newline until Keras ends the epoch.
+        print(f"\nepoch {epoch + 1}: validation BLEU {logs['val_bleu']} (greedy)")
 
 
 class Selection(Stateful):
@@ -152,6 +153,7 @@ class Clock(Stateful):
     after the budget, judged by the mean epoch so far; ``fired`` says that it stopped the run.
     The budget is minutes at the reference ceiling (``constants.REFERENCE_CEILING_GFLOPS``):
     on a machine with half that ``ceiling_gflops``, twice as many.
+    After each epoch but the last it prints how long the rest would take at the mean epoch so far.
     ``anyone`` turns this process's decision into every worker's (``distribute.agreement``):
     workers time their epochs apart, and one that stopped alone would leave the others waiting.
     """
@@ -185,6 +187,13 @@ class Clock(Stateful):
         # same epochs.
         if self.budget and self.anyone(self.seconds * (self.epochs + 1) / self.epochs > self.budget):
             self.fired = self.model.stop_training = True
+        # How long the rest would take, unless the guard or early stopping has just ended the run.
+        total = (self.params or {}).get("epochs")
+        if total and epoch + 1 < total and not self.model.stop_training:
+            mean = self.seconds / self.epochs
+            left = total - epoch - 1  # at most: early stopping may end the run sooner
+            print(f"epoch {epoch + 1} of {total}: {logs['seconds'] / 60:.1f} min; {left} more at most, "
+                  f"about {left * mean / 60:.1f} min at this pace")  # fmt: skip
 
     def state(self) -> dict:
         return {"seconds": self.seconds, "step_seconds": self.step_seconds, "epochs": self.epochs,

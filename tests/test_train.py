@@ -131,6 +131,26 @@ def test_time_budget_is_minutes_at_the_reference_ceiling(monkeypatch):
     assert run_budget(None, [10.0] * 9, monkeypatch, clock=Clock(1.0, ceiling_gflops=800.0)) == 3
 
 
+def test_every_epoch_but_the_last_says_how_long_the_rest_would_take(monkeypatch, capsys):
+    clock = Clock(None)
+    clock.set_params({"epochs": 4})
+    run_budget(None, [60.0, 120.0, 90.0, 90.0], monkeypatch, clock=clock)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    # The mean epoch so far times the epochs left: 1 min x 3, 1.5 min x 2, 1.5 min x 1.
+    assert lines == [
+        "epoch 1 of 4: 1.0 min; 3 more at most, about 3.0 min at this pace",
+        "epoch 2 of 4: 2.0 min; 2 more at most, about 3.0 min at this pace",
+        "epoch 3 of 4: 1.5 min; 1 more at most, about 1.5 min at this pace",
+    ]
+    stopped = Clock(None)  # by early stopping, an earlier callback: nothing more to come
+    stopped.set_params({"epochs": 4})
+    stopped.set_model(Stoppable())
+    stopped.model.stop_training = True
+    stopped.on_epoch_begin(0)
+    stopped.on_epoch_end(0, {})
+    assert "more" not in capsys.readouterr().out
+
+
 def test_time_budget_counts_the_time_of_earlier_processes(monkeypatch):
     first = Clock(1.0)
     assert run_budget(None, [25.0], monkeypatch, clock=first) == 1  # one epoch, then killed
