@@ -181,14 +181,13 @@ def test_moved_exports_search_exactly_as_in_process(tiny_run, tmp_path):
 
 
 def test_translate_ids_runs_only_core_tensorflow_ops(exported):
-    version = exported
-    ids_only = ids_base(version.parent) / version.name
+    ids_only = ids_base(exported.parent) / exported.name
     graphs = {
-        "text translate_ids": signature_op_types(version, "translate_ids"),
+        "text translate_ids": signature_op_types(exported, "translate_ids"),
         "ids translate_ids": signature_op_types(ids_only, "translate_ids"),
         "ids serving_default": signature_op_types(ids_only, "serving_default"),
         "ids align_ids": signature_op_types(ids_only, "align_ids"),
-        "text translate": signature_op_types(version, "translate"),
+        "text translate": signature_op_types(exported, "translate"),
     }
     assert {"TopKV2", "While"} <= graphs["text translate_ids"]  # the walk reaches into the search loop
     # Registered in a process that imports TensorFlow alone: the core ops.
