@@ -170,6 +170,19 @@ def load_tensorflow(quiet: bool) -> None:
         os.close(devnull)
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """The tokenizer or SavedModel a stage reads, checked before TensorFlow loads (seconds), so that
+    a missing or corrupt one is reported at once."""
+    if args.stage == "train":
+        from pipeline.tokenizer import load_tokenizer
+
+        load_tokenizer(args.tokenizer)
+    elif args.stage in ("evaluate", "translate"):
+        from pipeline.files import saved_model_dir
+
+        saved_model_dir(args.model)
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here so that --help answers at once, without loading TensorFlow; the config is
     # checked before TensorFlow loads, so that a mistake in it is reported at once.
@@ -180,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         check_pair(args.pair, corpus_name)
     if getattr(args, "preset", None) is not None:
         cfg = make_config(args.preset, args.pair, getattr(args, "variant", None), args.overrides, corpus_name)
+    check_inputs(args)
     if args.stage not in LIGHT_STAGES:
         load_tensorflow(quiet=not (args.debug or os.environ.get("NMT_DEBUG") == "1"))
     if hasattr(args, "corpus"):

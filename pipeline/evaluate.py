@@ -10,20 +10,13 @@ import tensorflow as tf
 
 from pipeline import corpus
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY
-from pipeline.errors import UserError
-from pipeline.export import latest_version
-from pipeline.files import write_json, write_text
+from pipeline.files import saved_model_dir, write_json, write_text
 from pipeline.metrics import BOOTSTRAP_SAMPLES, score
 
 
 def load_translator(model: Path):
     """A SavedModel from its version directory, or the latest version under a base directory."""
-    model = Path(model)
-    if not (model / "saved_model.pb").is_file():
-        version = latest_version(model)
-        if version is None:
-            raise UserError(f"no SavedModel in {model} nor any numbered version under it: export a run first")
-        model = version
+    model = saved_model_dir(model)
     return tf.saved_model.load(str(model)), model
 
 

@@ -28,7 +28,7 @@ import tensorflow_text as tf_text
 from pipeline.config import load_config
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, PAD_ID, UNK_ID
 from pipeline.errors import UserError
-from pipeline.files import replace_dir
+from pipeline.files import latest_version, replace_dir
 from pipeline.models import build_model
 from pipeline.models.seq2seq import Seq2Seq
 from pipeline.search import beam_search
@@ -153,12 +153,6 @@ class Translator(IdTranslator):
     def serve(self, sources):
         """``translate`` with the default decoding: beam 5 and the length penalty tuned on validation."""
         return self.translate(sources, DEFAULT_BEAM_SIZE, self.default_length_penalty)
-
-
-def latest_version(base: Path) -> Path | None:
-    """The highest numbered version directory under ``base``, or None."""
-    versions = [int(p.name) for p in Path(base).glob("*") if p.name.isdigit() and p.is_dir()]
-    return Path(base) / str(max(versions)) if versions else None
 
 
 def ids_base(base: Path) -> Path:

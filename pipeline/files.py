@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserError
+
 
 def replace_file(path: Path, write: Callable[[Path], Any]) -> Path:
     """Calls ``write(tmp)`` for a temporary path beside ``path`` (same suffix), then renames it."""
@@ -67,3 +69,20 @@ def remove_stale(folder: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+
+
+def latest_version(base: Path) -> Path | None:
+    """The highest numbered version directory under ``base`` (TensorFlow Serving's layout), or None."""
+    versions = [int(p.name) for p in Path(base).glob("*") if p.name.isdigit() and p.is_dir()]
+    return Path(base) / str(max(versions)) if versions else None
+
+
+def saved_model_dir(model: Path) -> Path:
+    """``model`` if it holds a SavedModel, else its latest numbered version; a UserError if neither."""
+    model = Path(model)
+    if (model / "saved_model.pb").is_file():
+        return model
+    version = latest_version(model)
+    if version is None:
+        raise UserError(f"no SavedModel in {model} nor any numbered version under it: export a run first")
+    return version

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from pipeline import corpus
 from pipeline.config import TokenizerConfig
 from pipeline.constants import (
     BOS_ID,
@@ -48,6 +47,8 @@ def train_tokenizer(
 
     Trained aside and renamed into place, .vocab first: a killed run leaves no spm.model.
     """
+    from pipeline import corpus  # TensorFlow Datasets: here, so that load_tokenizer stays light
+
     out_dir.mkdir(parents=True, exist_ok=True)
     sentences = corpus.load_split(pair, "train", data_dir, corpus_name=corpus_name)
     pairs = corpus.split_size(pair, "train", data_dir, corpus_name=corpus_name)

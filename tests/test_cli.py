@@ -31,16 +31,22 @@ def pipeline_cli(*args: str, cwd) -> subprocess.CompletedProcess:
     )
 
 
-# Asks for a stage's help in a fresh interpreter, then tells whether TensorFlow got imported.
-HELP_PROBE = """
-import sys
+# Runs one command in a fresh interpreter, then prints its exit status and whether TensorFlow got imported.
+PROBE = """
+import json, sys
 from pipeline.__main__ import main
 try:
-    main(["train", "--help"])
-except SystemExit:
-    pass
-print("tensorflow" in sys.modules)
+    status = main(sys.argv[1:])
+except SystemExit as exit:
+    status = exit.code
+print(json.dumps([status, "tensorflow" in sys.modules]))
 """
+
+
+def probe(args: tuple[str, ...], cwd) -> tuple[subprocess.CompletedProcess, list]:
+    command = [sys.executable, "-c", PROBE, *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment(), cwd=cwd, timeout=60)
+    return result, json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_help_exits_zero_quickly(tmp_path):
@@ -53,13 +59,22 @@ def test_help_exits_zero_quickly(tmp_path):
 
 
 def test_help_does_not_load_tensorflow(tmp_path):
-    command = [sys.executable, "-c", HELP_PROBE]
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=environment(), cwd=tmp_path, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    result, (status, loaded) = probe(("train", "--help"), tmp_path)
+    assert status == 0 and not loaded, result.stderr
     assert "--run-dir" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_missing_or_corrupt_input_is_reported_before_tensorflow_loads(tmp_path):
+    (tmp_path / "bad.model").write_bytes(b"not a model")
+    for args in [
+        ("train", "--tokenizer", "spm.model", "--run-dir", "run"),
+        ("train", "--tokenizer", "bad.model", "--run-dir", "run"),
+        ("evaluate", "--model", "nowhere", "--out-dir", "r"),
+        ("translate", "--model", "nowhere"),
+    ]:
+        result, (status, loaded) = probe(args, tmp_path)
+        assert status == 1 and not loaded, (args, result.stderr[-2000:])
+        assert result.stderr.startswith("error: ")
 
 
 def test_missing_stage_is_a_usage_error(tmp_path):

@@ -14,7 +14,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 from pipeline.config import load_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 from pipeline.errors import UserError
-from pipeline.export import MAX_SOURCE_PIECES, export, ids_base, latest_version, memory_bound
+from pipeline.export import MAX_SOURCE_PIECES, export, ids_base, memory_bound
+from pipeline.files import latest_version
 from pipeline.models import VARIANTS, build_model
 from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer

@@ -224,8 +224,15 @@ def test_one_search_gives_each_length_penalty_the_winners_of_its_own_search():
     rng = np.random.default_rng(0)
     rows = [[*rng.integers(4, VOCAB, size=n).tolist(), EOS_ID] for n in rng.integers(2, 9, size=24)]
     together = translate_rows(compile_search(model), rows, beam_size=4, alphas=alphas, batch_size=10)
+    # Each sentence alone, one search per penalty; traced once (eagerly, 72 searches take most of a minute).
+    signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([], tf.float32)]
+
+    @tf.function(input_signature=signature)
+    def search_one(source, alpha):
+        return beam_search(model, source, 4, alpha)
+
     for alpha, outputs in zip(alphas, together, strict=True):
-        alone = [beam_search(model, tf.constant([row]), 4, alpha) for row in rows]
+        alone = [search_one(tf.constant([row]), tf.constant(alpha)) for row in rows]
         assert outputs == [h.ids[0, : h.lengths[0]].numpy().tolist() for h in alone]
     assert together[0] != together[2]  # the penalties did pick different winners
 
