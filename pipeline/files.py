@@ -2,6 +2,9 @@
 
 A later stage only ever sees the old file or the new one, never a truncated one that
 looks finished, because ``os.replace`` within one folder is atomic on POSIX.
+
+Also where a SavedModel is: TensorFlow Serving's numbered version folders under a base path,
+found without loading TensorFlow.
 """
 
 from __future__ import annotations
