@@ -7,6 +7,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  registers the SentencePiece ops of the text SavedModel
 
 from pipeline import corpus
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY

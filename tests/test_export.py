@@ -207,6 +207,18 @@ def test_translate_ids_runs_only_core_tensorflow_ops(exported):
     assert "SentencepieceOp" in outside_core["text translate"]  # the check sees tensorflow-text ops
 
 
+def test_evaluate_loads_the_text_servable_in_a_process_without_the_export_module(exported):
+    # The evaluate and translate stages never import pipeline.export (nor, through it,
+    # tensorflow_text): evaluate must register the SentencePiece ops itself.
+    code = "import sys\nfrom pipeline.evaluate import load_translator\nload_translator(sys.argv[1])\n" \
+           "print('pipeline.export' in sys.modules)"  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code, str(exported.parent)],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_hostile_inputs_are_bounded(exported):
     loaded = tf.saved_model.load(str(exported))
     beam, alpha = tf.constant(5), tf.constant(0.6)
