@@ -205,8 +205,8 @@ class Clock(Stateful):
 
 
 class EpochCheckpoint(Stateful):
-    """After every epoch: the weights, the optimizer and every ``stateful`` callback's state, in one
-    atomic checkpoint; ``log.csv`` rewritten from the whole history. Keeps the newest checkpoint
+    """After every epoch: the weights, the optimizer, the random streams and every ``stateful``
+    callback's state, in one atomic checkpoint; ``log.csv`` rewritten from the whole history. Keeps the newest checkpoint
     (where a restart resumes) and the ``keep_best`` best by ``monitor`` (for selection and averaging).
     """
 
@@ -229,7 +229,11 @@ class EpochCheckpoint(Stateful):
             **self.state(),
             "callbacks": {n: c.state() for n, c in self.stateful.items()},
         }
-        checkpoints.save(self.folder, epoch + 1, self.model, state)
+        checkpoints.save(self.folder, epoch + 1, self.model, state)  # the epoch's commit
+        self.tidy()
+
+    def tidy(self) -> None:
+        """What follows from the checkpoints, done again after a kill: the prune and ``log.csv``."""
         best = sorted(self.history, key=lambda r: -r[self.monitor])[: self.keep_best]
         checkpoints.prune(self.folder, {r["epoch"] for r in best})
         write_text(self.log_csv, history_csv(self.history))
@@ -238,8 +242,11 @@ class EpochCheckpoint(Stateful):
         return {"history": self.history, "process": self.process, "ceilings": self.ceilings}
 
     def restore(self, state: dict) -> None:
+        """Takes up the newest checkpoint's state, and finishes what a kill right after it left
+        undone (``tidy``): the checkpoint and its row of ``log.csv`` are one unit."""
         self.history, self.process = state["history"], state["process"] + 1
         self.ceilings = {**state["ceilings"], str(self.process): self.ceilings["1"]}
+        self.tidy()
 
 
 def history_csv(history: list[dict]) -> str:

@@ -1,9 +1,11 @@
 """A run's epoch checkpoints: written atomically, restored after a kill, pruned, averaged.
 
 ``<run>/checkpoints/epoch-007/`` holds the model's weights, the optimizer's variables
-(Adam's moments, step count and learning rate) and ``state.json``, everything the run
-had decided after its 7th epoch. The folder is written aside and renamed into place, so
-a run killed at any moment finds only whole checkpoints, and the newest is where it goes on.
+(Adam's moments, step count and learning rate) and the state of every random stream (the
+dropout masks), each by its path, and ``state.json``, everything the run had decided after its
+7th epoch. The folder is written aside, flushed to disk and renamed into place, so a run killed
+at any moment, or a machine that loses power, finds only whole checkpoints, and the newest is
+where it goes on, drawing the same batches and masks as a run never stopped.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from pipeline.errors import UserError
 from pipeline.files import remove_stale, replace_dir
 
 WEIGHTS = "model.weights.h5"
-OPTIMIZER = "optimizer.npz"
+OPTIMIZER = "optimizer.npz"  # the optimizer's variables and the random streams' states, by path
 STATE = "state.json"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that this model cannot resume from."""
 
 
 def epoch_dir(folder: Path, epoch: int) -> Path:
@@ -32,19 +39,19 @@ def epochs(folder: Path) -> list[int]:
 
 
 def save(folder: Path, epoch: int, model: keras.Model, state: dict) -> Path:
-    """Checkpoints ``model`` (weights and optimizer) and ``state`` after ``epoch`` finished epochs."""
+    """Checkpoints ``model`` (weights, optimizer, random streams) and ``state`` after ``epoch`` finished epochs."""
 
     def write(tmp: Path) -> None:
         model.save_weights(tmp / WEIGHTS)
-        variables = {f"{i:04d}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
-        np.savez(tmp / OPTIMIZER, **variables)
+        np.savez(tmp / OPTIMIZER, **{path: v.numpy() for path, v in resumable_variables(model).items()})
         (tmp / STATE).write_text(json.dumps(state, indent=2) + "\n")
 
     return replace_dir(epoch_dir(folder, epoch), write)
 
 
 def restore(folder: Path, model: keras.Model, tidy: bool = True) -> dict:
-    """Loads the newest checkpoint into ``model`` and its optimizer; returns its state ({} if none).
+    """Loads the newest checkpoint into ``model``, its optimizer and its random streams; returns
+    its state ({} if none).
 
     Under a strategy, call it in ``strategy.scope()``: building the optimizer makes its variables,
     mirrored there, and assigning a value sets every replica's copy. ``tidy`` (the process that
@@ -59,13 +66,42 @@ def restore(folder: Path, model: keras.Model, tidy: bool = True) -> dict:
     path = epoch_dir(folder, found[-1])
     model.optimizer.build(model.trainable_variables)  # before loading: the weights file holds its state too
     model.load_weights(path / WEIGHTS)
+    variables = resumable_variables(model)
     with np.load(path / OPTIMIZER) as saved:
-        values = [saved[key] for key in sorted(saved.files)]
-    if len(values) != len(model.optimizer.variables):
-        raise ValueError(f"{path / OPTIMIZER} does not match this model's optimizer")
-    for variable, value in zip(model.optimizer.variables, values, strict=True):
-        variable.assign(value)
+        if set(saved.files) != set(variables):
+            missing, extra = sorted(set(variables) - set(saved.files)), sorted(set(saved.files) - set(variables))
+            raise CheckpointError(
+                f"{path / OPTIMIZER} does not match this model: missing {missing[:3]}, unknown {extra[:3]}"
+            )
+        for name, variable in variables.items():
+            variable.assign(saved[name])
     return json.loads((path / STATE).read_text())
+
+
+def resumable_variables(model: keras.Model) -> dict[str, keras.Variable]:
+    """What a resumed run needs besides the weights, by path: the optimizer's variables (its own
+    name, which Keras numbers per process, left out) and the random streams' states."""
+    found = {"optimizer/" + v.path.partition("/")[2]: v for v in model.optimizer.variables}
+    found.update({"random/" + path: v for path, v in random_states(model).items()})
+    if len(found) != len(model.optimizer.variables) + len(random_states(model)):
+        raise CheckpointError("two of the optimizer's variables share a path")
+    return found
+
+
+def random_states(model: keras.Model) -> dict[str, keras.Variable]:
+    """The state of each random stream in ``model`` (a dropout layer's seed generator), keyed by
+    the path of layer names that leads to it. Keras keeps these out of the weights, yet a run
+    resumed without them draws other dropout masks than a run never stopped."""
+    found = {}
+
+    def walk(layer: keras.layers.Layer, path: str) -> None:
+        for i, generator in enumerate(layer._seed_generators):
+            found[f"{path}/seed_generator_{i}"] = generator.state
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            walk(child, f"{path}/{child.name}")
+
+    walk(model, model.name)
+    return found
 
 
 def prune(folder: Path, keep: set[int]) -> None:

@@ -10,6 +10,7 @@ buffer and the length-sorted pools hold a fixed number of examples.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import tensorflow as tf
@@ -81,16 +82,55 @@ def batches(
     cfg: DataConfig,
     training: bool,
     corpus_name: str = DEFAULT_CORPUS,
+    epoch: int = 0,
 ) -> tf.data.Dataset:
-    """Padded batches of similar length; training batches are filtered and shuffled.
+    """One epoch of padded batches of similar length; training batches are filtered and shuffled.
 
     Training shuffles the examples, sorts them by length within pools (``pooled_batches``)
     and shuffles the batches again, so every epoch sees new batches and each batch holds
-    sentences of nearly the same length.
+    sentences of nearly the same length. Epoch ``epoch`` (0-based) is shuffled by ``cfg.seed``
+    and ``epoch`` alone: the same batches in any process, whatever it drew before.
 
     A split larger than ``cfg.cache_pairs`` streams, and its batch count is left unknown: counting
     would cost a whole extra pass over the corpus, for the first epoch's progress bar only.
     """
+    one_epoch, cached = epoch_maker(pair, split, data_dir, spm_model, cfg, training, corpus_name)
+    batched = one_epoch(tf.constant(epoch, tf.int64))
+    if not cached:
+        return batched.prefetch(AUTOTUNE)
+    # The batch count is fixed, so counting once gives Keras a real progress bar.
+    # Counting also fills the cache, so it costs nothing later.
+    count = int(batched.reduce(0, lambda n, _: n + 1))
+    return batched.apply(tf.data.experimental.assert_cardinality(count)).prefetch(AUTOTUNE)
+
+
+def training_epochs(
+    pair: str, data_dir: Path, spm_model: Path, cfg: DataConfig, first: int, corpus_name: str = DEFAULT_CORPUS
+) -> tuple[tf.data.Dataset, int, int]:
+    """The training batches of epochs ``first``, ``first + 1``, ... (0-based) one after another,
+    without end, each epoch as ``batches(..., epoch=e)`` gives it; with the batches and the real
+    target tokens of one epoch (every epoch has the same).
+
+    For ``fit(steps_per_epoch=...)``: a run resumed after epoch ``first`` trains on the batches it
+    would have seen had it never stopped.
+    """
+    one_epoch, _ = epoch_maker(pair, "train", data_dir, spm_model, cfg, True, corpus_name)
+    steps, tokens = count_batches_and_tokens(one_epoch(tf.constant(first, tf.int64)))  # fills the cache
+    stream = tf.data.Dataset.counter(first).flat_map(one_epoch)
+    return stream.prefetch(AUTOTUNE), steps, tokens
+
+
+def epoch_maker(
+    pair: str,
+    split: str,
+    data_dir: Path,
+    spm_model: Path,
+    cfg: DataConfig,
+    training: bool,
+    corpus_name: str = DEFAULT_CORPUS,
+) -> tuple[Callable[[tf.Tensor], tf.data.Dataset], bool]:
+    """``(one_epoch, cached)``: ``one_epoch(epoch)`` (an int64 scalar tensor) is that epoch's batches.
+    Every epoch reads one cache of the encoded split, when ``cached``."""
     limit = cfg.train_limit if split == "train" else cfg.eval_limit
     examples = encoded_pairs(pair, split, data_dir, spm_model, limit, corpus_name)
     size = corpus.split_size(pair, split, data_dir, corpus_name=corpus_name)
@@ -101,26 +141,29 @@ def batches(
         examples = examples.filter(
             lambda s, ti, to: tf.logical_and(tf.size(s) <= cfg.max_length, tf.size(to) <= cfg.max_length)
         )
-        examples = examples.shuffle(50_000, seed=cfg.seed, reshuffle_each_iteration=True)
-    batched = pooled_batches(examples, cfg.batch_size, cfg.pool_batches)
-    if training:
-        batched = batched.shuffle(cfg.pool_batches, seed=cfg.seed, reshuffle_each_iteration=True)
-    batched = batched.map(
-        lambda s, ti, to: ({"source": s.to_tensor(), "target_in": ti.to_tensor()}, to.to_tensor()),
-        num_parallel_calls=AUTOTUNE,
-    )
-    if not cached:
-        return batched.prefetch(AUTOTUNE)
-    # The batch count is fixed, so counting once gives Keras a real progress bar.
-    # Counting also fills the cache, so it costs nothing later.
-    count = int(batched.reduce(0, lambda n, _: n + 1))
-    return batched.apply(tf.data.experimental.assert_cardinality(count)).prefetch(AUTOTUNE)
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        epoch_examples = examples
+        if training:  # two seeds of this epoch's own, one per shuffle
+            seed = tf.constant(cfg.seed, tf.int64) * 1_000_003 + 2 * epoch
+            epoch_examples = examples.shuffle(50_000, seed=seed, reshuffle_each_iteration=False)
+        batched = pooled_batches(epoch_examples, cfg.batch_size, cfg.pool_batches)
+        if training:
+            batched = batched.shuffle(cfg.pool_batches, seed=seed + 1, reshuffle_each_iteration=False)
+        return batched.map(
+            lambda s, ti, to: ({"source": s.to_tensor(), "target_in": ti.to_tensor()}, to.to_tensor()),
+            num_parallel_calls=AUTOTUNE,
+        )
+
+    return one_epoch, cached
 
 
-def count_target_tokens(batches: tf.data.Dataset) -> int:
-    """Real (unpadded) target tokens in one pass over ``batches``."""
+def count_batches_and_tokens(batches: tf.data.Dataset) -> tuple[int, int]:
+    """Batches and real (unpadded) target tokens in one pass over ``batches``."""
 
-    def add(n, batch):
-        return n + tf.reduce_sum(tf.cast(tf.not_equal(batch[1], PAD_ID), tf.int32))
+    def add(counts, batch):
+        real = tf.reduce_sum(tf.cast(tf.not_equal(batch[1], PAD_ID), tf.int64))
+        return counts[0] + 1, counts[1] + real
 
-    return int(batches.reduce(0, add))
+    steps, tokens = batches.reduce((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), add)
+    return int(steps), int(tokens)

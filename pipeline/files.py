@@ -1,7 +1,9 @@
-"""Writes that a kill cannot leave half done: write aside, then rename into place.
+"""Writes that a kill or a power loss cannot leave half done: write aside, flush, then rename.
 
 A later stage only ever sees the old file or the new one, never a truncated one that
-looks finished, because ``os.replace`` within one folder is atomic on POSIX.
+looks finished, because ``os.replace`` within one folder is atomic on POSIX. The new data
+reaches the disk (``fsync``) before the rename, and the rename itself (the folder's entry)
+right after it: without the first, a power loss can leave the new name on empty blocks.
 
 Also where a SavedModel is: TensorFlow Serving's numbered version folders under a base path,
 found without loading TensorFlow.
@@ -29,7 +31,9 @@ def replace_file(path: Path, write: Callable[[Path], Any]) -> Path:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        sync(Path(tmp))
         os.replace(tmp, path)
+        sync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -59,10 +63,29 @@ def replace_dir(path: Path, write: Callable[[Path], Any]) -> Path:
     try:
         write(staging)
         os.chmod(staging, 0o755)  # mkdtemp makes it 0700
+        sync_tree(staging)
         os.replace(staging, path)
+        sync(path.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def sync(path: Path) -> None:
+    """Flushes a file's data, or a folder's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_tree(folder: Path) -> None:
+    """``sync`` for every file and folder under ``folder``, the folder itself last."""
+    for root, _, names in os.walk(folder, topdown=False):
+        for name in names:
+            sync(Path(root) / name)
+        sync(Path(root))
 
 
 def remove_stale(folder: Path) -> None:

@@ -27,6 +27,7 @@ from pipeline.constants import (
     UNK_PIECE,
 )
 from pipeline.errors import UserError
+from pipeline.files import sync
 
 SAMPLE_SEED = 1234  # SentencePiece's sampler is seeded from the clock otherwise
 
@@ -83,7 +84,9 @@ def train_tokenizer(
             **sampling(cfg, pairs),
         )
     for name in ("spm.vocab", "spm.model"):
+        sync(Path(staging) / name)
         os.replace(Path(staging) / name, out_dir / name)
+        sync(out_dir)
     shutil.rmtree(staging)
     return out_dir / "spm.model"
 

@@ -4,7 +4,9 @@ A run directory holds everything a later stage needs (``config.json``, ``spm.mod
 ``best.weights.h5``, ``decoding.json``, ``train.json``) and, while training, one
 checkpoint per epoch (``checkpoints/``). Started again with the same config after a kill,
 the run goes on from its last finished epoch with everything it had decided: the best
-epoch and its score, early stopping's patience, the learning rate, the time spent.
+epoch and its score, early stopping's patience, the learning rate, the time spent. It trains
+on as if never stopped: each epoch's batches depend on its number alone, and the dropout masks
+come from the checkpointed random streams, so its losses and weights are the uninterrupted run's.
 
 Under a ``tf.distribute`` strategy (``pipeline.distribute``) the same code trains on several
 devices or machines; with several workers only the chief writes the run directory, and every
@@ -110,20 +112,19 @@ def train(
         out = worker_dir(run_dir, force)
     keras.utils.set_random_seed(cfg.train.seed)
 
-    # data.batch_size is the global batch, cut into one slice per replica; every worker reads
-    # the same seeded order and keeps its slices.
-    def batches(split: str):
-        training = split == "train"
-        return dataset.batches(
-            cfg.pair, split, data_dir, tokenizer_path, cfg.data, training=training, corpus_name=cfg.corpus
-        )
-
-    train_batches, val_batches = batches("train"), batches("validation")
-    tokens_per_epoch = dataset.count_target_tokens(train_batches)
-    train_batches, val_batches = (distribute.for_strategy(d, strategy) for d in (train_batches, val_batches))
     with strategy.scope():
         model = compile_model(build_model(cfg.model, sp.vocab_size()), cfg)
         state = checkpoints.restore(out / CHECKPOINTS, model)
+    done = state.get("epoch", 0)  # finished epochs: the next one is shuffled by its own number
+    # data.batch_size is the global batch, cut into one slice per replica; every worker reads
+    # the same seeded order and keeps its slices.
+    train_batches, steps_per_epoch, tokens_per_epoch = dataset.training_epochs(
+        cfg.pair, data_dir, tokenizer_path, cfg.data, done, cfg.corpus
+    )
+    val_batches = dataset.batches(
+        cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, training=False, corpus_name=cfg.corpus
+    )
+    train_batches, val_batches = (distribute.for_strategy(d, strategy) for d in (train_batches, val_batches))
     print(f"{cfg.model.variant}: {model.count_params():,} parameters, vocabulary {sp.vocab_size()}")
     if strategy.num_replicas_in_sync > 1:
         print(f"train.strategy={cfg.train.strategy}: {strategy.num_replicas_in_sync} replicas, "
@@ -138,16 +139,16 @@ def train(
     stateful = {"selection": selection, "plateau": plateau, "clock": clock}
     checkpoint = EpochCheckpoint(out / CHECKPOINTS, out / LOG, stateful, cfg.train.average, ceiling)
     if state:
-        checkpoint.restore(state)
         for name, callback in stateful.items():
             callback.restore(state["callbacks"][name])
-        print(f"resuming after epoch {state['epoch']} (process {checkpoint.process})")
-    done = state.get("epoch", 0)
+        checkpoint.restore(state)
+        print(f"resuming after epoch {done} (process {checkpoint.process})")
     if done < cfg.train.epochs and not (selection.stopped or clock.fired):
         distribute.build_for_fit(model, train_batches, strategy)
         with strategy.scope():
             model.fit(
                 train_batches,
+                steps_per_epoch=steps_per_epoch,
                 validation_data=val_batches,
                 initial_epoch=done,
                 epochs=cfg.train.epochs,

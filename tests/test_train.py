@@ -223,50 +223,87 @@ def test_the_rate_halves_on_a_plateau_and_after_every_epoch_from_decay_from():
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.0005)
 
 
+# Six epochs with dropout (its masks must continue, not restart), the rate halved after every
+# epoch from the fourth, the two best checkpoints averaged, real validation BLEU.
+TWIN = ["train.epochs=6", "train.patience=10", "train.decay_from=4", "train.average=2",
+        "model.dropout=0.3", "train.length_penalties=[0.0, 1.0]"]  # fmt: skip
+# Where the twin that is killed dies, once each: in the middle of epoch 2's batches; after epoch
+# 3's checkpoint, before its prune; right after the rate was halved at the end of epoch 4, before
+# its checkpoint; after the last epoch's checkpoint and prune, before its row of log.csv.
+KILLS = "batch:2:3,prune:3,halved:4,log:6"
+# Per-epoch figures that must not depend on the kills; seconds and process do.
+SAME = ("loss", "val_loss", "xent", "val_xent", "masked_accuracy", "val_bleu", "learning_rate")
+
+
+def run_to_the_end(run_dir: Path, data_dir: Path, spm_model: Path, overrides: list[str], **env) -> int:
+    """Starts the harness again after every kill until the run ends; returns how many processes it took."""
+    for processes in range(1, 10):
+        process = harness(run_dir, data_dir, spm_model, overrides, **env)
+        output, _ = process.communicate(timeout=600)
+        if process.returncode == 0:
+            return processes
+        assert process.returncode == -signal.SIGKILL, output[-3000:]
+    raise AssertionError("the run never ended")
+
+
+def weights_file(path: Path) -> list[np.ndarray]:
+    import h5py
+
+    with h5py.File(path) as f:
+        found = []
+        f.visititems(lambda name, item: found.append(item[()]) if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
 @pytest.mark.slow
-def test_a_run_killed_twice_ends_as_if_never_killed(prepared_data, spm_model, tmp_path):
-    # Scripted validation BLEU 20, 10, 15, 12, 11 with patience 4 and plateau patience 2:
-    # epoch 1 stays the best; the rate halves after epoch 3 (two epochs without a better
-    # score, one of them before a kill); the run stops after epoch 5 (four epochs without).
+def test_a_run_killed_at_every_step_of_an_epoch_ends_as_its_twin_never_killed(prepared_data, spm_model, tmp_path):
+    killed, twin = tmp_path / "killed", tmp_path / "twin"
+    assert run_to_the_end(killed, prepared_data, spm_model, TWIN, KILL_AT=KILLS) == 5
+    assert run_to_the_end(twin, prepared_data, spm_model, TWIN) == 1
+    for point in ("batch-2-3", "prune-3", "halved-4", "log-6"):
+        assert Path(f"{killed}.killed-{point}").exists(), point  # each kill happened
+
+    rows, twin_rows = read_log(killed), read_log(twin)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]  # the last row too, written after its kill
+    # A process counts from the checkpoint it resumed: the one killed after the halving, before
+    # its checkpoint, left nothing, and the next one took its number.
+    assert [int(r["process"]) for r in rows] == [1, 2, 2, 3, 3, 3]
+    for row, twin_row in zip(rows, twin_rows, strict=True):
+        for key in SAME:
+            assert float(row[key]) == pytest.approx(float(twin_row[key]), rel=1e-5, abs=1e-6), (row, twin_row)
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.002] * 4 + [0.001, 0.0005])
+
+    summary, twin_summary = (json.loads((d / SUMMARY).read_text()) for d in (killed, twin))
+    assert summary["processes"] == 3 and set(summary["ceiling_gflops"]) == {"1", "2", "3", "4"}
+    assert_seconds_add_up(summary, rows)  # the killed epochs' time is not counted
+    for key in ("epochs", "best_epoch", "best_epoch_val_bleu_greedy", "averaging", "val_bleu_greedy",
+                "stopped_by", "length_penalty", "target_tokens_per_epoch"):  # fmt: skip
+        assert summary[key] == twin_summary[key], key
+    assert json.loads((killed / DECODING).read_text()) == json.loads((twin / DECODING).read_text())
+    # The same weights: the best (or averaged) ones, and the last epoch's.
+    last = checkpoints.epoch_dir(Path(CHECKPOINTS), 6) / checkpoints.WEIGHTS
+    for path in (Path(BEST_WEIGHTS), last):
+        for a, b in zip(weights_file(killed / path), weights_file(twin / path), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert checkpoints.epochs(killed / CHECKPOINTS) == checkpoints.epochs(twin / CHECKPOINTS)
+    assert not list(killed.rglob(".*"))  # no temporaries left behind
+
+
+@pytest.mark.slow
+def test_the_best_weights_are_the_best_epochs_and_the_export_loads(prepared_data, spm_model, tmp_path):
+    # Scripted validation BLEU 20, 10, 15: epoch 1 stays the best, so best.weights.h5 is epoch 1's
+    # and not the last epoch's, after a kill in epoch 2.
     run_dir = tmp_path / "run"
-    overrides = [
-        "train.epochs=8",
-        "train.patience=4",
-        "train.plateau_patience=2",
-        "train.learning_rate=0.004",
-    ]
-    env = {"SCRIPTED_BLEU": "20,10,15,12,11,9,9,9", "PAUSE_AT": "2:3,3:3"}
-    # Killed in the middle of epoch 2, after the first finished epoch ...
-    kill_when_paused(
-        harness(run_dir, prepared_data, spm_model, overrides, **env), Path(f"{run_dir}.paused-2")
-    )
-    assert checkpoints.epochs(run_dir / CHECKPOINTS) == [1]
-    # ... and in the middle of epoch 3, with patience and plateau counting.
-    kill_when_paused(
-        harness(run_dir, prepared_data, spm_model, overrides, **env), Path(f"{run_dir}.paused-3")
-    )
-    assert checkpoints.epochs(run_dir / CHECKPOINTS) == [1, 2]
-    assert not (run_dir / SUMMARY).exists()
-    last = harness(run_dir, prepared_data, spm_model, overrides, **env)
-    output, _ = last.communicate(timeout=600)
-    assert last.returncode == 0, output[-3000:]
-
-    rows = read_log(run_dir)
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
-    assert [int(r["process"]) for r in rows] == [1, 2, 3, 3, 3]
-    assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.004, 0.004, 0.004, 0.002, 0.002])
+    overrides = ["train.epochs=3", "train.patience=4"]
+    env = {"SCRIPTED_BLEU": "20,10,15", "KILL_AT": "batch:2:3"}
+    assert run_to_the_end(run_dir, prepared_data, spm_model, overrides, **env) == 2
     summary = json.loads((run_dir / SUMMARY).read_text())
-    assert summary["stopped_by"] == "early stopping"
-    assert summary["epochs"] == 5 and summary["processes"] == 3
-    assert set(summary["ceiling_gflops"]) == {"1", "2", "3"}
     assert summary["best_epoch"] == 1 and summary["val_bleu_greedy"] == 20.0
-    assert_seconds_add_up(summary, rows)
-
-    # The best weights are epoch 1's, not the last epoch's.
     cfg, vocab = load_config(run_dir / CONFIG), load_tokenizer(spm_model).vocab_size()
+    # epoch 1's weights, saved by the first process, against the best weights the second one chose
     best = weights_of(run_dir / BEST_WEIGHTS, cfg, vocab)
     first = weights_of(checkpoints.epoch_dir(run_dir / CHECKPOINTS, 1) / checkpoints.WEIGHTS, cfg, vocab)
-    final = weights_of(checkpoints.epoch_dir(run_dir / CHECKPOINTS, 5) / checkpoints.WEIGHTS, cfg, vocab)
+    final = weights_of(checkpoints.epoch_dir(run_dir / CHECKPOINTS, 3) / checkpoints.WEIGHTS, cfg, vocab)
     assert all(np.array_equal(b, f) for b, f in zip(best, first, strict=True))
     assert not all(np.array_equal(b, f) for b, f in zip(best, final, strict=True))
 

@@ -12,21 +12,24 @@ Environment:
     LOGICAL_CPUS   "2": split the CPU into that many logical devices, before TensorFlow starts,
                    for train.strategy=mirrored.
     STEP_LOSSES    a file to write each training batch's loss to, one JSON list per epoch.
-    DRAW_FIRST     "1": draw one training batch before training, as Keras does under a strategy
-                   to build the model; the seeded shuffle then gives one device the epochs a
-                   strategy's run sees.
+    KILL_AT        "batch:2:3,prune:3,log:4,halved:5": the process kills itself with SIGKILL, once
+                   per point (a marker file RUN_DIR.killed-POINT beside the run says it did): at
+                   batch 3 of epoch 2 (1-based); after epoch 3's checkpoint, before its prune;
+                   after epoch 4's prune, before its row of log.csv; right after the learning
+                   rate was halved at the end of epoch 5, before the checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from pipeline import dataset
-from pipeline.callbacks import ValidationBLEU
+from pipeline import callbacks, checkpoints
+from pipeline.callbacks import Plateau, ValidationBLEU
 from pipeline.config import make_config
 from pipeline.train import train
 
@@ -43,6 +46,7 @@ scripted = [float(x) for x in os.environ.get("SCRIPTED_BLEU", "").split(",") if 
 pauses = [tuple(int(n) for n in p.split(":")) for p in os.environ.get("PAUSE_AT", "").split(",") if p]
 slow = float(os.environ.get("SLOW_STEP", "0"))
 step_losses_file = os.environ.get("STEP_LOSSES")
+kills = [tuple(p.split(":")) for p in os.environ.get("KILL_AT", "").split(",") if p]
 step_losses: list[list[float]] = []  # per epoch, the loss Keras reports after each batch
 measured = ValidationBLEU.on_epoch_end
 
@@ -61,9 +65,19 @@ def on_epoch_begin(self, epoch, logs=None):
     step_losses.append([])
 
 
+def kill_at(*point) -> None:
+    """SIGKILL this process at ``point`` if KILL_AT names it, the first time only."""
+    point = tuple(str(p) for p in point)
+    marker = Path(f"{run_dir}.killed-{'-'.join(point)}")
+    if point in kills and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def on_train_batch_end(self, batch, logs=None):
     step_losses[-1].append(float(logs["loss"]))
     time.sleep(slow)
+    kill_at("batch", self.epoch, batch + 1)
     for epoch, at in pauses:
         marker = Path(f"{run_dir}.paused-{epoch}")
         if (self.epoch, batch + 1) == (epoch, at) and not marker.exists():
@@ -71,18 +85,28 @@ def on_train_batch_end(self, batch, logs=None):
             time.sleep(600)  # killed here
 
 
-batches = dataset.batches
+prune, write_text, halve = checkpoints.prune, callbacks.write_text, Plateau.on_epoch_end
 
 
-def batches_drawn_from(*args, training: bool, **kwargs):
-    out = batches(*args, training=training, **kwargs)
-    if training:
-        next(iter(out))
-    return out
+def prune_or_die(folder, keep):
+    kill_at("prune", checkpoints.epochs(folder)[-1])
+    prune(folder, keep)
 
 
-if os.environ.get("DRAW_FIRST"):
-    dataset.batches = batches_drawn_from
+def write_or_die(path, text):
+    if Path(path).name == "log.csv":
+        kill_at("log", text.count("\n") - 1)  # a header and one row per epoch
+    write_text(path, text)
+
+
+def halve_or_die(self, epoch, logs=None):
+    before = float(self.model.optimizer.learning_rate.numpy())
+    halve(self, epoch, logs)
+    if float(self.model.optimizer.learning_rate.numpy()) < before:
+        kill_at("halved", epoch + 1)
+
+
+checkpoints.prune, callbacks.write_text, Plateau.on_epoch_end = prune_or_die, write_or_die, halve_or_die
 ValidationBLEU.on_epoch_end = on_epoch_end
 ValidationBLEU.on_epoch_begin = on_epoch_begin
 ValidationBLEU.on_train_batch_end = on_train_batch_end

@@ -90,7 +90,7 @@ class RecurrentDecoder(keras.layers.Layer):
         self.fused = fused
         self.tie_embeddings = tie_embeddings
         self.embedding = embedding(vocab_size, embedding_dim)
-        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
         # One bridge per state tensor: the encoder's final state, squashed to our size.
         self.bridges = [
             keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}") for i in range(STATES[cell])
@@ -102,7 +102,7 @@ class RecurrentDecoder(keras.layers.Layer):
         # A deep output: the next token is read from the state, context and previous token.
         self.readout_units = embedding_dim if tie_embeddings else units
         self.readout = keras.layers.Dense(self.readout_units, activation="tanh", name="readout")
-        self.readout_dropout = keras.layers.Dropout(dropout)
+        self.readout_dropout = keras.layers.Dropout(dropout, name="readout_dropout")
         self.projection = None if tie_embeddings else keras.layers.Dense(vocab_size, name="projection")
 
     def build(self, target_in_shape, memory_shape, memory_mask_shape=None, encoder_states_shape=None):

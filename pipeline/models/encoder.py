@@ -58,7 +58,7 @@ class RecurrentEncoder(keras.layers.Layer):
         self.dropout = dropout
         self.fused = fused
         self.embedding = embedding(vocab_size, embedding_dim)
-        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
         rnn = LAYERS[cell](units, return_sequences=True, return_state=True)
         self.rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name="birnn")
 
