@@ -206,8 +206,9 @@ class Clock(Stateful):
 
 class EpochCheckpoint(Stateful):
     """After every epoch: the weights, the optimizer, the random streams and every ``stateful``
-    callback's state, in one atomic checkpoint; ``log.csv`` rewritten from the whole history. Keeps the newest checkpoint
-    (where a restart resumes) and the ``keep_best`` best by ``monitor`` (for selection and averaging).
+    callback's state, in one atomic checkpoint; ``log.csv`` rewritten from the whole history.
+    Keeps the newest checkpoint (where a restart resumes) and the ``keep_best`` best by
+    ``monitor`` (for selection and averaging).
     """
 
     def __init__(self, folder: Path, log_csv: Path, stateful: dict[str, Stateful], keep_best: int,

@@ -39,7 +39,8 @@ def epochs(folder: Path) -> list[int]:
 
 
 def save(folder: Path, epoch: int, model: keras.Model, state: dict) -> Path:
-    """Checkpoints ``model`` (weights, optimizer, random streams) and ``state`` after ``epoch`` finished epochs."""
+    """Checkpoints ``model`` (weights, optimizer, random streams) and ``state`` after ``epoch``
+    finished epochs."""
 
     def write(tmp: Path) -> None:
         model.save_weights(tmp / WEIGHTS)
@@ -69,7 +70,8 @@ def restore(folder: Path, model: keras.Model, tidy: bool = True) -> dict:
     variables = resumable_variables(model)
     with np.load(path / OPTIMIZER) as saved:
         if set(saved.files) != set(variables):
-            missing, extra = sorted(set(variables) - set(saved.files)), sorted(set(saved.files) - set(variables))
+            missing = sorted(set(variables) - set(saved.files))
+            extra = sorted(set(saved.files) - set(variables))
             raise CheckpointError(
                 f"{path / OPTIMIZER} does not match this model: missing {missing[:3]}, unknown {extra[:3]}"
             )

@@ -256,7 +256,9 @@ def weights_file(path: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
-def test_a_run_killed_at_every_step_of_an_epoch_ends_as_its_twin_never_killed(prepared_data, spm_model, tmp_path):
+def test_a_run_killed_at_every_step_of_an_epoch_ends_as_its_twin_never_killed(
+    prepared_data, spm_model, tmp_path
+):
     killed, twin = tmp_path / "killed", tmp_path / "twin"
     assert run_to_the_end(killed, prepared_data, spm_model, TWIN, KILL_AT=KILLS) == 5
     assert run_to_the_end(twin, prepared_data, spm_model, TWIN) == 1
