@@ -61,11 +61,13 @@ def restore(folder: Path, model: keras.Model, tidy: bool = True) -> dict:
     if tidy:
         Path(folder).mkdir(parents=True, exist_ok=True)
         remove_stale(folder)  # a checkpoint whose writing was killed
+    # Built whether or not there is a checkpoint: under several workers, making its variables is a
+    # collective step, which every worker must take, whatever its folder holds.
+    model.optimizer.build(model.trainable_variables)  # before loading: the weights file holds its state too
     found = epochs(folder)
     if not found:
         return {}
     path = epoch_dir(folder, found[-1])
-    model.optimizer.build(model.trainable_variables)  # before loading: the weights file holds its state too
     model.load_weights(path / WEIGHTS)
     variables = resumable_variables(model)
     with np.load(path / OPTIMIZER) as saved:

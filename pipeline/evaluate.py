@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def decoding_name(beam_size: int, length_penalty: float, default_penalty: float)
     return name if length_penalty == default_penalty else f"{name}-lp{length_penalty}"
 
 
+class Translations(list):
+    """Translations in order (a list of str), and the smallest beam any batch was searched with."""
+
+    beam_size: int
+
+
 def translate_all(
     translator,
     sources: list[str],
@@ -43,20 +50,33 @@ def translate_all(
     length_penalty: float | None = None,
     batch_size: int = 64,
     progress: bool = True,
-) -> list[str]:
+) -> Translations:
     """Translations of ``sources``, in order, ``batch_size`` sentences per call; ``length_penalty``
-    None is the model's default."""
+    None is the model's default.
+
+    The SavedModel lowers the beam of a request too large for its memory bound: then a line on
+    stderr says so, and ``.beam_size`` of the result is the smallest beam used.
+    """
     if length_penalty is None:
         length_penalty = default_length_penalty(translator)
     bar = keras.utils.Progbar(len(sources), unit_name="sentence") if progress else None
     beam, alpha = tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32)
-    hypotheses = []
+    hypotheses, lowered = Translations(), 0
+    hypotheses.beam_size = beam_size
     for start in range(0, len(sources), batch_size):
         batch = sources[start : start + batch_size]
-        out = translator.translate(tf.constant(batch), beam, alpha)["translations"].numpy()
-        hypotheses += [h.decode("utf-8") for h in out]
+        out = translator.translate(tf.constant(batch), beam, alpha)
+        hypotheses += [h.decode("utf-8") for h in out["translations"].numpy()]
+        used = int(out["beam_size"].numpy().min()) if "beam_size" in out and len(batch) else beam_size
+        if used < beam_size:
+            lowered += 1
+            hypotheses.beam_size = min(hypotheses.beam_size, used)
         if bar:
             bar.add(len(batch))
+    if lowered:
+        print(f"warning: beam {beam_size} lowered to {hypotheses.beam_size} in {lowered} batch(es) of "
+              f"{batch_size} sentences, too large for the model's memory bound: use a smaller --batch-size",
+              file=sys.stderr)  # fmt: skip
     return hypotheses
 
 
@@ -101,6 +121,7 @@ def evaluate(
         "sentences": len(sources),
         "decoding": decoding,
         "beam_size": beam_size,
+        "beam_size_used": hypotheses.beam_size,  # the smallest, where the model lowered it to fit
         "length_penalty": length_penalty,
         **score(hypotheses, references, bootstrap=BOOTSTRAP_SAMPLES if split == "test" else 0),
         "translate_seconds": round(seconds, 1),

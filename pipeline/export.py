@@ -79,9 +79,9 @@ class IdTranslator(tf.Module):
 
         Every input is bounded here: sources cut at MAX_SOURCE_PIECES, ids outside the
         vocabulary read as UNK, the beam size clipped to [1, MAX_BEAM_SIZE] and lowered until
-        the request fits MAX_WORK, a NaN length penalty replaced by the default and any other
-        clipped to [0, MAX_LENGTH_PENALTY]. A batch too large even for one beam is refused
-        (InvalidArgumentError), never run out of memory.
+        the request fits MAX_WORK (the output ``beam_size`` says which it used), a NaN length
+        penalty replaced by the default and any other clipped to [0, MAX_LENGTH_PENALTY]. A batch
+        too large even for one beam is refused (InvalidArgumentError), never run out of memory.
         """
         pieces = pieces[:, : MAX_SOURCE_PIECES - 1]
         pieces = tf.ragged.map_flat_values(
@@ -102,7 +102,10 @@ class IdTranslator(tf.Module):
             tf.clip_by_value(length_penalty, 0.0, MAX_LENGTH_PENALTY),
         )
         found = beam_search(self.model, source, beam_size, length_penalty, return_alignments=alignments)
-        outputs = {"ids": found.ids, "lengths": found.lengths, "scores": found.scores}
+        # The beam this request was searched with, one per sentence (every output has the batch
+        # first, as TensorFlow Serving's row format needs): lower than asked when lowered to fit.
+        used = tf.fill([tf.shape(source)[0]], beam_size)  # (batch,)
+        outputs = {"ids": found.ids, "lengths": found.lengths, "scores": found.scores, "beam_size": used}
         if alignments:  # (batch, out_len, src_len): over the pieces and EOS; src_len 0 without attention
             outputs["alignments"] = found.alignments
         return outputs

@@ -111,7 +111,13 @@ def train(
     else:
         out = worker_dir(run_dir, force)
     keras.utils.set_random_seed(cfg.train.seed)
-
+    chiefs, anyone = distribute.agreement(strategy)
+    newest = max(checkpoints.epochs(out / CHECKPOINTS), default=0)
+    if anyone(chiefs(newest) != newest):  # all stop, before the first collective that would not pair up
+        raise RunError(
+            f"the workers resume from different epochs (the chief after epoch {chiefs(newest):.0f}, this "
+            f"worker after {newest}): every worker must see the chief's run directory {run_dir}"
+        )
     with strategy.scope():
         model = compile_model(build_model(cfg.model, sp.vocab_size()), cfg)
         state = checkpoints.restore(out / CHECKPOINTS, model)
@@ -130,7 +136,6 @@ def train(
         print(f"train.strategy={cfg.train.strategy}: {strategy.num_replicas_in_sync} replicas, "
               f"{cfg.data.batch_size // strategy.num_replicas_in_sync} sentences each per batch")  # fmt: skip
 
-    chiefs, anyone = distribute.agreement(strategy)
     bleu = validation_bleu(cfg, data_dir, sp, chiefs)
     selection = Selection(cfg.train.patience)
     plateau = Plateau(cfg.train.plateau_patience, decay_from=cfg.train.decay_from)

@@ -91,21 +91,35 @@ def test_replicas_of_a_batch_hold_different_token_counts(prepared_data, spm_mode
     assert all(first != second for first, second in halves), halves
 
 
+# Clipped at a global norm that every step exceeds, so the clip always acts: summing the
+# replicas' gradients and then clipping (GlobalBatchAdam, like one device) moves the weights
+# otherwise than clipping each replica's part and then summing (Keras's Adam), which Adam's
+# indifference to the gradient's scale does not hide.
+TWINS = ["train.epochs=2", "train.length_penalties=[0.6]", "train.clipnorm=0.01"]
+SCRIPTED = {"SCRIPTED_BLEU": "1,2"}  # decoding the validation set would only cost time here
+
+
+@pytest.fixture(scope="module")
+def one_device(prepared_data, spm_model, tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """The run that every strategy must reproduce, on one device: its folder and per-step losses."""
+    run_dir = tmp_path_factory.mktemp("one") / "run"
+    losses = run_dir.with_name("losses.json")
+    finish(start(run_dir, prepared_data, spm_model, TWINS, STEP_LOSSES=str(losses), **SCRIPTED))
+    return run_dir, np.array(json.loads(losses.read_text()))
+
+
 @pytest.mark.slow
-def test_two_replicas_train_as_one_device_on_the_same_global_batch(prepared_data, spm_model, tmp_path):
-    overrides = ["train.epochs=2", "train.length_penalties=[0.6]"]
-    env = {"SCRIPTED_BLEU": "1,2"}  # decoding the validation set would only cost time here
-    losses = {}
+def test_two_replicas_train_as_one_device_on_the_same_global_batch(
+    one_device, prepared_data, spm_model, tmp_path
+):
     # Each epoch's batches depend on its number alone: the batch Keras draws under a strategy to
     # build the model moves nothing on, and both runs train on the same global batches.
-    runs = (("one", [], {}), ("two", ["train.strategy=mirrored"], {"LOGICAL_CPUS": "2"}))
-    for name, extra, hooks in runs:
-        process = start(tmp_path / name, prepared_data, spm_model, overrides + extra,
-                        STEP_LOSSES=str(tmp_path / f"{name}.json"), **hooks, **env)  # fmt: skip
-        output = finish(process)
-        losses[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    losses = tmp_path / "two.json"
+    process = start(tmp_path / "two", prepared_data, spm_model, [*TWINS, "train.strategy=mirrored"],
+                    STEP_LOSSES=str(losses), LOGICAL_CPUS="2", **SCRIPTED)  # fmt: skip
+    output = finish(process)
     assert "train.strategy=mirrored: 2 replicas, 16 sentences each per batch" in output
-    one, two = (np.array(losses[n]) for n in ("one", "two"))
+    one, two = one_device[1], np.array(json.loads(losses.read_text()))
     assert one.shape == two.shape == (2, 8)
     # Keras's running mean of the loss: exact at every batch that splits evenly; the last batch
     # of an epoch is a partial one that may not (then Keras averages the replicas' means).
@@ -113,7 +127,7 @@ def test_two_replicas_train_as_one_device_on_the_same_global_batch(prepared_data
     np.testing.assert_allclose(two[:, -1], one[:, -1], rtol=REPORT_RTOL)
     assert one[-1, -1] < one[0, -1]  # it learns
     # The weights after two epochs, partial batches included.
-    for a, b in zip(*(final_weights(tmp_path / n) for n in ("one", "two")), strict=True):
+    for a, b in zip(final_weights(one_device[0]), final_weights(tmp_path / "two"), strict=True):
         np.testing.assert_allclose(b, a, rtol=0, atol=WEIGHTS_ATOL)
 
 
@@ -159,16 +173,20 @@ def finish_all(workers: list[subprocess.Popen], timeout: float = 300) -> list[st
 
 
 @pytest.mark.slow
-def test_two_workers_train_and_only_the_chief_writes(prepared_data, spm_model, tmp_path):
+def test_two_workers_train_as_one_device_and_only_the_chief_writes(
+    one_device, prepared_data, spm_model, tmp_path
+):
     # Worker 1 is given a run directory of its own, to see that it writes nothing there.
     chief_dir, other_dir = tmp_path / "run", tmp_path / "worker-1"
-    overrides = ["train.epochs=2", "train.length_penalties=[0.6]"]
-    outputs = finish_all(start_workers([chief_dir, other_dir], prepared_data, spm_model, overrides))
+    outputs = finish_all(start_workers([chief_dir, other_dir], prepared_data, spm_model, TWINS, **SCRIPTED))
     assert "train.strategy=multi_worker: 2 replicas, 16 sentences each per batch" in outputs[0]
     assert "the chief writes" in outputs[1]
     assert not other_dir.exists()
     summary = json.loads((chief_dir / SUMMARY).read_text())
     assert summary["epochs"] == 2 and summary["stopped_by"] == "epochs"
+    # Two machines train what one device trains: the same weights after two epochs.
+    for a, b in zip(final_weights(one_device[0]), final_weights(chief_dir), strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=WEIGHTS_ATOL)
 
     from pipeline.export import export
 
@@ -210,6 +228,20 @@ def test_a_killed_worker_and_its_restarted_cluster_resume_from_the_chiefs_checkp
         outputs = [stop(w) for w in workers]
     assert checkpoints.epochs(run_dir / CHECKPOINTS) == [1], outputs[0][-3000:]
     assert not (run_dir / SUMMARY).exists()
+
+    # A worker that cannot see the chief's run directory would start from epoch 0 while the chief
+    # resumes: both stop, saying so, before any step.
+    apart = start_workers([run_dir, tmp_path / "elsewhere"], prepared_data, spm_model, overrides, **env)
+    try:
+        outputs = [w.communicate(timeout=300)[0] for w in apart]
+    finally:
+        for w in apart:
+            if w.poll() is None:
+                w.kill()
+    assert [w.returncode for w in apart] == [1, 1]
+    for output in outputs:
+        assert "the workers resume from different epochs" in output, outputs[1][-3000:]
+    assert checkpoints.epochs(run_dir / CHECKPOINTS) == [1]
 
     # The same command on both machines again: both resume from the chief's epoch-1 checkpoint.
     outputs = finish_all(start_workers([run_dir, run_dir], prepared_data, spm_model, overrides, **env))

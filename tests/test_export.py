@@ -14,7 +14,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from pipeline.config import load_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 from pipeline.errors import UserError
-from pipeline.export import MAX_SOURCE_PIECES, export, ids_base, memory_bound
+from pipeline.export import MAX_SOURCE_PIECES, MAX_WORK, export, ids_base, memory_bound
 from pipeline.files import latest_version
 from pipeline.models import VARIANTS, build_model
 from pipeline.search import beam_search
@@ -177,8 +177,8 @@ def test_moved_exports_search_exactly_as_in_process(tiny_run, tmp_path):
         assert text[f"text {k}"] == [sp.decode(row) for row in expected]
     assert text["serving_default"] == text["text 5"]  # the defaults: beam 5, alpha 0.6
     assert len({tuple(row) for row in expected}) > 1  # an untrained model still writes something
-    assert ids["outputs"] == ["ids", "lengths", "scores"]  # alignments only when asked for
-    assert ids["align outputs"] == ["alignments", "ids", "lengths", "scores"]
+    assert ids["outputs"] == ["beam_size", "ids", "lengths", "scores"]  # alignments only when asked for
+    assert ids["align outputs"] == ["alignments", "beam_size", "ids", "lengths", "scores"]
 
 
 def test_translate_ids_runs_only_core_tensorflow_ops(exported):
@@ -347,6 +347,21 @@ def test_a_request_too_large_for_one_beam_is_refused_and_the_server_goes_on(serv
     out = translate(source_ids=tf.fill([2, 3], 5), source_lengths=tf.constant([3, 1]),
                     beam_size=tf.constant(5), length_penalty=tf.constant(0.6))  # fmt: skip
     check_outputs(out["ids"].numpy(), out["lengths"].numpy(), out["scores"].numpy(), 2, vocab)
+
+
+def test_every_request_says_the_beam_it_was_searched_with(servables):
+    text, ids_model, _ = servables
+    small = text.translate(tf.constant(["Ein Hund.", "Zwei Katzen."]), tf.constant(5), tf.constant(0.6))
+    assert small["beam_size"].numpy().tolist() == [5, 5]
+    # 128 sentences of 63 pieces and EOS: 8192 rows x pieces at one beam, so MAX_WORK fits 16.
+    for signature in ("translate_ids", "align_ids"):
+        out = ids_model.signatures[signature](
+            source_ids=tf.fill([128, 63], 5),
+            source_lengths=tf.fill([128], 63),
+            beam_size=tf.constant(32),
+            length_penalty=tf.constant(0.6),
+        )
+        assert out["beam_size"].numpy().tolist() == [MAX_WORK // (128 * 64)] * 128 == [16] * 128
 
 
 # A server process: warm up on a small request, then the extreme one; prints the growth of the

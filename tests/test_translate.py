@@ -49,3 +49,18 @@ def test_batches_smaller_than_the_input_keep_the_order(exported):
 
 def test_empty_input_writes_nothing(exported):
     assert run(exported, "") == (0, [])
+
+
+def test_a_lowered_beam_is_said_on_stderr_and_returned(exported, capsys):
+    # 128 sentences cut to 255 pieces and EOS: 32768 rows x pieces at one beam, so the model's
+    # memory bound fits beam 4, not the 5 asked for, in one batch of 128; batches of 16 fit 32.
+    lines = "".join("Hund " * 300 + "\n" for _ in range(128))
+    count, out = run(exported, lines, batch_size=128)
+    assert count == len(out) == 128
+    warning = "warning: beam 5 lowered to 4 in 1 batch(es) of 128 sentences"
+    assert warning in capsys.readouterr().err
+    translator, _ = load_translator(exported)
+    assert translate_all(translator, ["Hund " * 300] * 128, batch_size=128, progress=False).beam_size == 4
+    assert warning in capsys.readouterr().err
+    assert translate_all(translator, ["Hund " * 300] * 128, batch_size=16, progress=False).beam_size == 5
+    assert "lowered" not in capsys.readouterr().err
