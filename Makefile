@@ -6,6 +6,7 @@
 #   make bench                 training steps against the CPU's floor, translation speed
 #   make evaluate CORPUS=ted_hrlr_translate/pt_to_en PAIR=pt-en   any TFDS translation dataset
 #   make membench              peak memory and time of tokenize and the input pipeline, 100k and 1M pairs
+#   make mutate                mutation testing of checkpoints.py and files.py (not in make test)
 #   make test | lint | clean
 
 CORPUS ?= multi30k
@@ -43,7 +44,7 @@ DATASET = $(if $(CORPUS_PREFIX),$(DATA_DIR)/prepared/$(CORPUS_PREFIX)dataset.txt
 TOKENIZER = $(SPM_DIR)/spm.model
 COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate compare seeds tune bench membench readme test lint clean
+.PHONY: all install data tokenize train export evaluate compare seeds tune bench membench readme test mutate lint clean
 .DELETE_ON_ERROR:
 # Keep the runs' files that only pattern rules name (never deleted as intermediates). Not a blanket
 # .SECONDARY: that makes every target secondary, and then a missing run does not force its retrain.
@@ -174,6 +175,23 @@ readme: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest
+
+# Mutation testing, not part of make test: cosmic-ray changes one operator at a time in the
+# modules below, in place (leave the checkout alone meanwhile), and runs their fast in-process
+# tests (tests/mutation/*.toml); reports/mutation.md counts the mutants killed and says why each
+# survivor lives (tests/mutation/survivors.toml).
+MUTATE_MODULES ?= files checkpoints
+MUTATE_DIR = runs/mutation
+mutate: $(INSTALLED)
+	$(PYTHON) -m pip install --quiet -e '.[test,mutate]'
+	rm -rf $(MUTATE_DIR) && mkdir -p $(MUTATE_DIR)
+	for m in $(MUTATE_MODULES); do \
+		$(VENV)/bin/cosmic-ray init tests/mutation/$$m.toml $(MUTATE_DIR)/$$m.sqlite && \
+		$(VENV)/bin/cr-filter-operators $(MUTATE_DIR)/$$m.sqlite tests/mutation/$$m.toml && \
+		PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/cosmic-ray exec tests/mutation/$$m.toml \
+			$(MUTATE_DIR)/$$m.sqlite || exit 1; \
+	done
+	$(PYTHON) tests/mutation/summary.py reports/mutation.md $(foreach m,$(MUTATE_MODULES),$(MUTATE_DIR)/$(m).sqlite)
 
 lint: $(INSTALLED)
 	$(PYTHON) -m ruff check pipeline tests

@@ -12,10 +12,17 @@ from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, PAIRS
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 
+class Parser(argparse.ArgumentParser):
+    """A usage mistake in one line (status 2), with where to look, instead of the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs one stage; a user's mistake (``UserError``) is one line on stderr and exit status 1,
     with the traceback only under ``--debug`` or ``NMT_DEBUG=1``."""
-    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
+    parser = Parser(prog="pipeline", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     stages = parser.add_subparsers(dest="stage", required=True)
 
@@ -49,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     def beam_size(text: str) -> int:
         if not text.isdigit() or not 1 <= int(text) <= 32:
             raise argparse.ArgumentTypeError(f"{text!r} is not a beam size from 1 to 32")
+        return int(text)
+
+    def positive(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 up")
         return int(text)
 
     def decoding(p):
@@ -132,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = stage("translate", "translate stdin to stdout, one line per line", pair=False)
     p.add_argument("--model", type=Path, required=True, help="SavedModel version or base directory")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive, default=64, help="sentences per request (default 64)")
     decoding(p)
 
     args = parser.parse_args(argv)
@@ -140,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(args)
-    except UserError as error:
+    except (UserError, OSError) as error:
         if args.debug or os.environ.get("NMT_DEBUG") == "1":
             raise
-        print(f"error: {error}", file=sys.stderr)
+        # An OSError is the machine's answer (a folder that cannot be written, a full disk): its words.
+        problem = error if isinstance(error, UserError) else f"{error.strerror}: {error.filename}"
+        print(f"error: {problem}", file=sys.stderr)
         return 1
 
 
@@ -193,7 +207,13 @@ def run(args: argparse.Namespace) -> int:
         check_pair(args.pair, corpus_name)
     if getattr(args, "preset", None) is not None:
         cfg = make_config(args.preset, args.pair, getattr(args, "variant", None), args.overrides, corpus_name)
+    if args.stage == "report":
+        from pipeline.config import check_variants
+
+        check_variants(args.variants)
     check_inputs(args)
+    if args.stage == "translate":  # bytes that are not UTF-8 become U+FFFD: every line is translated
+        sys.stdin.reconfigure(encoding="utf-8", errors="replace")
     if args.stage not in LIGHT_STAGES:
         load_tensorflow(quiet=not (args.debug or os.environ.get("NMT_DEBUG") == "1"))
     if hasattr(args, "corpus"):

@@ -266,6 +266,13 @@ def from_dict(tree: dict[str, Any]) -> Config:
     return Config(**kwargs)  # a config.json from before corpora had names is Multi30k's
 
 
+def check_variants(variants: list[str]) -> None:
+    """A ConfigError naming the first of ``variants`` that is not a model variant."""
+    for variant in variants:
+        if variant not in VARIANT_NAMES:
+            raise ConfigError(f"unknown variant {variant!r}; the variants are {', '.join(VARIANT_NAMES)}")
+
+
 def check_pair(pair: str, corpus: str = DEFAULT_CORPUS) -> None:
     """Multi30k's pairs by name; for another corpus, the form only (``pipeline.corpus`` checks
     its languages once the dataset's features are known)."""

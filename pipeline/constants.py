@@ -28,3 +28,4 @@ REFERENCE_CEILING_GFLOPS = 400.0
 
 # train.strategy: one device, the local devices of one machine, or several machines (TF_CONFIG).
 STRATEGIES = ("default", "mirrored", "multi_worker")
+IDS_SUFFIX = "-ids"  # saved_models/gru -> saved_models/gru-ids, the core-ops servable beside it

@@ -9,17 +9,31 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the SentencePiece ops of the text SavedModel
+from google.protobuf.message import DecodeError
 
 from pipeline import corpus
-from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY, IDS_SUFFIX
+from pipeline.errors import UserError
 from pipeline.files import saved_model_dir, write_json, write_text
 from pipeline.metrics import BOOTSTRAP_SAMPLES, score
 
 
 def load_translator(model: Path):
-    """A SavedModel from its version directory, or the latest version under a base directory."""
+    """The text SavedModel in its version directory, or the latest version under a base directory;
+    a UserError for anything else (an unreadable SavedModel, the ids-only servable)."""
     model = saved_model_dir(model)
-    return tf.saved_model.load(str(model)), model
+    try:
+        translator = tf.saved_model.load(str(model))
+    except (DecodeError, OSError, ValueError, tf.errors.OpError) as error:
+        raise UserError(
+            f"{model} holds no readable SavedModel ({type(error).__name__}): export the run again"
+        ) from error
+    if not hasattr(translator, "translate"):
+        raise UserError(
+            f"{model} is the ids-only servable (ids in, ids out, for TensorFlow Serving): translate and "
+            f"evaluate read the text servable beside it, without {IDS_SUFFIX}"
+        )
+    return translator, model
 
 
 def default_length_penalty(translator) -> float:

@@ -26,7 +26,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from pipeline.config import load_config
-from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, PAD_ID, UNK_ID
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, IDS_SUFFIX, PAD_ID, UNK_ID
 from pipeline.errors import UserError
 from pipeline.files import latest_version, replace_dir
 from pipeline.models import build_model
@@ -42,7 +42,6 @@ MAX_LENGTH_PENALTY = 10.0
 # (the tiled encoder states, the attention, the alignments). Beam size is lowered to fit; a batch
 # that does not fit even at beam 1 is refused. 512 sentences of 256 pieces fit at beam 1.
 MAX_WORK = 2**17
-IDS_SUFFIX = "-ids"
 
 SOURCES = tf.TensorSpec([None], tf.string, name="sources")
 BEAM_SIZE = tf.TensorSpec([], tf.int32, name="beam_size")

@@ -104,11 +104,12 @@ def latest_version(base: Path) -> Path | None:
 
 
 def saved_model_dir(model: Path) -> Path:
-    """``model`` if it holds a SavedModel, else its latest numbered version; a UserError if neither."""
+    """``model`` if it holds a SavedModel, else its latest numbered version; a UserError if neither,
+    or if its ``saved_model.pb`` is empty."""
     model = Path(model)
-    if (model / "saved_model.pb").is_file():
-        return model
-    version = latest_version(model)
-    if version is None:
+    found = model if (model / "saved_model.pb").is_file() else latest_version(model)
+    if found is None:
         raise UserError(f"no SavedModel in {model} nor any numbered version under it: export a run first")
-    return version
+    if not (found / "saved_model.pb").is_file() or (found / "saved_model.pb").stat().st_size == 0:
+        raise UserError(f"{found / 'saved_model.pb'} is missing or empty: export the run again")
+    return found

@@ -71,14 +71,19 @@ def validation_bleu(
     return ValidationBLEU(rows, references, sp.decode, agree)
 
 
-def start_run(cfg: Config, run_dir: Path, tokenizer_path: Path, force: bool) -> None:
-    """A new run directory, or the same config in an unfinished one; ``force`` starts afresh."""
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
+def check_config(cfg: Config, run_dir: Path) -> None:
+    """A RunError if ``run_dir`` holds a run, finished or not, with another config."""
     if (run_dir / CONFIG).is_file() and to_dict(load_config(run_dir / CONFIG)) != to_dict(cfg):
         raise RunError(
             f"{run_dir} holds a run with another config; use another --run-dir, or --force to start afresh"
         )
+
+
+def start_run(cfg: Config, run_dir: Path, tokenizer_path: Path, force: bool) -> None:
+    """A new run directory, or the same config in an unfinished one; ``force`` starts afresh."""
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    check_config(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / CONFIG)
     copy_file(tokenizer_path, run_dir / TOKENIZER)
@@ -101,6 +106,7 @@ def train(
     strategy = strategy or distribute.build(cfg.train.strategy)
     chief = distribute.is_chief(strategy)  # the one process that writes the run directory
     if (run_dir / SUMMARY).is_file() and not force:
+        check_config(cfg, run_dir)  # finished under this config, or refused like an unfinished run
         print(f"{run_dir} is trained already ({SUMMARY}); --force trains it again")
         return run_dir / SUMMARY
     sp = load_tokenizer(tokenizer_path)  # a missing or corrupt model fails here, before any work

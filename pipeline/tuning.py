@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.errors import UserError
 from pipeline.files import copy_file, write_json, write_text
 from pipeline.plots import plot_tuning_curves, read_log
 
@@ -56,6 +57,8 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
     summary, decoding and training figure to ``out_dir/<run>/``; returns tuning.json."""
     rows, curves = [], {}
     for run_dir in run_dirs:
+        if not (run_dir / "config.json").is_file():
+            raise UserError(f"{run_dir} is not a run directory (no config.json): train it first (make tune)")
         for name in ("log.csv", "train.json", "decoding.json", "config.json", "training.png"):
             if (run_dir / name).is_file():  # a run stopped before its end has no summary yet
                 copy_file(run_dir / name, out_dir / run_dir.name / name)

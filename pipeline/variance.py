@@ -9,6 +9,7 @@ import json
 import statistics
 from pathlib import Path
 
+from pipeline.errors import UserError
 from pipeline.files import write_json, write_text
 
 
@@ -18,6 +19,9 @@ def seeds(runs: list[str], reports_dir: Path, out_dir: Path) -> Path:
     rows = []
     for run in runs:
         folder = reports_dir / run
+        for name in ("test.json", "validation.json", "train.json", "config.json"):
+            if not (folder / name).is_file():
+                raise UserError(f"{folder / name} does not exist: evaluate run {run} first (make seeds does)")
         test = json.loads((folder / "test.json").read_text())
         validation = json.loads((folder / "validation.json").read_text())
         summary = json.loads((folder / "train.json").read_text())

@@ -78,9 +78,7 @@ def test_a_missing_or_corrupt_input_is_reported_before_tensorflow_loads(tmp_path
 
 
 def test_missing_stage_is_a_usage_error(tmp_path):
-    result = pipeline_cli(cwd=tmp_path)
-    assert result.returncode == 2
-    assert "usage:" in result.stderr
+    assert_one_line_usage_error(pipeline_cli(cwd=tmp_path), "required: stage", "see pipeline --help")
 
 
 def test_unknown_pair_fails_with_a_clear_message(tmp_path):
@@ -218,3 +216,78 @@ def test_hypotheses_that_do_not_pair_with_the_references_are_one_line(prepared_d
                           "--runs-dir", "runs", "--reports-dir", "reports", "--out-dir", "out",
                           cwd=tmp_path)  # fmt: skip
     assert_one_line_error(result, "2 hypotheses for 64 references", "make evaluate")
+
+
+def assert_one_line_usage_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit status 2 (a command line argparse refuses), one line that names the problem."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help" in lines[0], result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "two"])
+def test_a_batch_size_below_one_is_a_usage_error(tmp_path, size):
+    result = pipeline_cli("translate", "--model", "m", "--batch-size", size, cwd=tmp_path)
+    assert_one_line_usage_error(result, f"{size!r} is not a whole number from 1 up")
+
+
+def test_missing_folders_and_unknown_variants_of_the_light_stages_are_one_line(tmp_path):
+    report = ("report", "--variants", "gru", "gur", "--runs-dir", "r", "--reports-dir", "r", "--out-dir", "o")
+    assert_one_line_error(pipeline_cli(*report, cwd=tmp_path), "unknown variant 'gur'", "gru_bahdanau")
+    readme = pipeline_cli("readme", "--compare", "nowhere/compare.md", "--readme", "nowhere.md", cwd=tmp_path)
+    assert_one_line_error(readme, "nowhere.md does not exist")
+    (tmp_path / "README.md").write_text("# x\n")
+    assert_one_line_error(pipeline_cli("readme", "--compare", "nowhere/compare.md", cwd=tmp_path),
+                          "nowhere/compare.md does not exist")  # fmt: skip
+    assert_one_line_error(pipeline_cli("readme", "--compare", "README.md", cwd=tmp_path),
+                          "has no <!-- compare:start -->")  # fmt: skip
+    tuning = pipeline_cli("tuning", "--runs", "nowhere", "--out-dir", "o", cwd=tmp_path)
+    assert_one_line_error(tuning, "nowhere is not a run directory")
+    seeds = pipeline_cli(
+        "seeds", "--runs", "a", "b", "--reports-dir", "nowhere", "--out-dir", "o", cwd=tmp_path
+    )
+    assert_one_line_error(seeds, "nowhere/a/test.json does not exist")
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_empty_or_corrupt_saved_model_is_one_line(tmp_path):
+    (tmp_path / "empty" / "1").mkdir(parents=True)
+    (tmp_path / "empty" / "1" / "saved_model.pb").write_bytes(b"")
+    empty = pipeline_cli("translate", "--model", "empty", cwd=tmp_path)
+    assert_one_line_error(empty, "empty/1/saved_model.pb is missing or empty", "export the run again")
+    (tmp_path / "corrupt" / "3").mkdir(parents=True)
+    (tmp_path / "corrupt" / "3" / "saved_model.pb").write_bytes(bytes(range(256)) * 4)
+    corrupt = pipeline_cli("evaluate", "--model", "corrupt", "--out-dir", "r", cwd=tmp_path)
+    assert_one_line_error(corrupt, "corrupt/3 holds no readable SavedModel", "export the run again")
+
+
+@pytest.fixture(scope="module")
+def exported_base(tiny_run, tmp_path_factory) -> Path:
+    from pipeline.export import export
+
+    return export(tiny_run, tmp_path_factory.mktemp("saved") / "tiny").parent
+
+
+def test_the_ids_servable_given_to_translate_is_one_line(exported_base, tmp_path):
+    ids = exported_base.with_name(exported_base.name + "-ids")
+    result = pipeline_cli("translate", "--model", str(ids), cwd=tmp_path)
+    assert_one_line_error(result, "is the ids-only servable", "without -ids")
+
+
+def test_invalid_utf8_on_stdin_is_replaced_and_every_line_translated(exported_base, tmp_path):
+    lines = [b"Ein Hund rennt.", b"Zwei \xff\xfe Kinder \xc3 spielen.", b"", b"Eine Frau liest."]
+    command = [sys.executable, "-m", "pipeline", "translate", "--model", str(exported_base)]
+    result = subprocess.run(command, input=b"\n".join(lines) + b"\n", capture_output=True, env=environment(),
+                            cwd=tmp_path, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout.decode("utf-8").split("\n")[:-1]
+    assert len(out) == len(lines) and out[2] == "" and all(out[i] for i in (0, 1, 3))
+    assert b"Traceback" not in result.stderr
+
+
+def test_an_export_to_a_folder_that_cannot_be_written_is_one_line(tiny_run, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder\n")
+    result = pipeline_cli("export", "--run-dir", str(tiny_run), "--out", "a_file/model", cwd=tmp_path)
+    assert_one_line_error(result, "Not a directory", "a_file/model")

@@ -109,3 +109,66 @@ def test_an_export_killed_while_writing_leaves_no_version_a_server_would_load(ti
     # The next export starts at version 1, both servables complete.
     assert export(tiny_run, base) == base / "1"
     assert (ids_base(base) / "1" / "saved_model.pb").is_file()
+
+
+def test_json_text_and_copies_are_written_whole_with_readable_modes(tmp_path):
+    files.write_json(tmp_path / "sub" / "r.json", {"bleu": 38.99, "pair": "de-en", "note": "für"})
+    assert (tmp_path / "sub" / "r.json").read_text(encoding="utf-8") == (
+        '{\n  "bleu": 38.99,\n  "pair": "de-en",\n  "note": "für"\n}\n'
+    )
+    copied = files.copy_file(tmp_path / "sub" / "r.json", tmp_path / "copy" / "r.json")
+    assert (
+        copied == tmp_path / "copy" / "r.json"
+        and copied.read_bytes() == (tmp_path / "sub" / "r.json").read_bytes()
+    )
+    assert copied.stat().st_mode & 0o777 == 0o644
+    folder = replace_dir(tmp_path / "dir", lambda staging: (staging / "x").write_text("x"))
+    assert folder == tmp_path / "dir" and folder.stat().st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "dir", "sub"]  # no temporaries
+
+
+def test_a_failed_folder_write_leaves_nothing(tmp_path):
+    def fail(staging: Path) -> None:
+        (staging / "half").write_text("x")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_dir(tmp_path / "1", fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_stale_deletes_only_the_dot_temporaries(tmp_path):
+    (tmp_path / ".epoch-003.abc").mkdir()
+    (tmp_path / ".epoch-003.abc" / "model.weights.h5").write_text("half")
+    (tmp_path / ".log.xyz.csv").write_text("half")
+    (tmp_path / "epoch-002").mkdir()
+    (tmp_path / "log.csv").write_text("whole")
+    files.remove_stale(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-002", "log.csv"]
+
+
+def test_the_latest_version_is_the_highest_number_among_folders(tmp_path):
+    assert latest_version(tmp_path / "absent") is None
+    for name in ("1", "2", "10", ".11.staging", "notes"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "12").write_text("a file, not a version")
+    assert latest_version(tmp_path) == tmp_path / "10"
+
+
+def test_a_saved_model_is_found_in_its_folder_or_its_latest_version(tmp_path):
+    from pipeline.errors import UserError
+
+    for version in ("1", "2"):
+        (tmp_path / "base" / version).mkdir(parents=True)
+        (tmp_path / "base" / version / "saved_model.pb").write_bytes(b"graph")
+    assert files.saved_model_dir(tmp_path / "base") == tmp_path / "base" / "2"
+    assert files.saved_model_dir(tmp_path / "base" / "1") == tmp_path / "base" / "1"
+    with pytest.raises(UserError, match="no SavedModel in .*nowhere nor any numbered version"):
+        files.saved_model_dir(tmp_path / "nowhere")
+    (tmp_path / "base" / "3").mkdir()
+    (tmp_path / "base" / "3" / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(UserError, match="3/saved_model.pb is missing or empty"):
+        files.saved_model_dir(tmp_path / "base")
+    (tmp_path / "base" / "4").mkdir()  # a version folder without its graph
+    with pytest.raises(UserError, match="4/saved_model.pb is missing or empty"):
+        files.saved_model_dir(tmp_path / "base")

@@ -82,6 +82,13 @@ def test_a_finished_run_is_reused_and_force_trains_again(run_dir, prepared_data,
     assert "trained already" in capsys.readouterr().out
 
 
+def test_a_finished_run_refuses_another_config(run_dir, prepared_data, spm_model):
+    before = (run_dir / SUMMARY).read_bytes()
+    with pytest.raises(RunError, match="another config"):
+        train(make_config("quick"), run_dir, prepared_data, spm_model)  # the tiny run's folder
+    assert (run_dir / SUMMARY).read_bytes() == before
+
+
 def test_an_unfinished_run_refuses_another_config(run_dir, prepared_data, spm_model, tmp_path):
     other = tmp_path / "run"
     other.mkdir()

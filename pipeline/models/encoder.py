@@ -59,7 +59,9 @@ class RecurrentEncoder(keras.layers.Layer):
         self.fused = fused
         self.embedding = embedding(vocab_size, embedding_dim)
         self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
-        rnn = LAYERS[cell](units, return_sequences=True, return_state=True)
+        # Named, so that its variables' paths are the same in every model built (checkpoints key by them).
+        name = {"rnn": "simple_rnn"}.get(cell, cell)
+        rnn = LAYERS[cell](units, return_sequences=True, return_state=True, name=name)
         self.rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name="birnn")
 
     def build(self, source_shape):

@@ -1,0 +1,78 @@
+"""make mutate's summary: mutants, killed and survived per module, and why each survivor lives.
+
+    python tests/mutation/summary.py OUT.md SESSION.sqlite [SESSION.sqlite ...]
+
+Reads cosmic-ray's session files (after ``cosmic-ray exec``). Each survivor is looked up in
+``survivors.toml`` beside this file, where a person has written why it is equivalent (or what
+test would kill it); one with no entry there is marked "not yet argued".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import tomllib
+from pathlib import Path
+
+REASONS = Path(__file__).with_name("survivors.toml")
+
+
+def jobs(session: Path) -> list[dict]:
+    """One dict per mutant with a result: module, line, operator, outcome, the mutated line."""
+    query = """
+        select s.module_path, s.start_pos_row, s.operator_name, s.occurrence, r.test_outcome,
+               r.worker_outcome, r.diff
+        from mutation_specs s join work_results r on s.job_id = r.job_id
+    """
+    found = []
+    with sqlite3.connect(session) as db:
+        for module, line, operator, occurrence, test, worker, diff in db.execute(query):
+            added = [
+                d[1:].strip()
+                for d in (diff or "").splitlines()
+                if d.startswith("+") and not d.startswith("++")
+            ]
+            found.append({"module": module, "line": line, "operator": operator.split("/")[-1],
+                          "occurrence": occurrence, "outcome": test if worker == "normal" else worker,
+                          "mutant": added[0] if added else ""})  # fmt: skip
+    return found
+
+
+def reason(job: dict, reasons: list[dict]) -> str:
+    for entry in reasons:
+        if (
+            entry["module"] == job["module"]
+            and entry["line"] == job["line"]
+            and entry["operator"] == job["operator"]
+        ):
+            return entry["why"]
+    return "**not yet argued**"
+
+
+def summary(sessions: list[Path]) -> str:
+    reasons = tomllib.loads(REASONS.read_text())["survivor"] if REASONS.is_file() else []
+    lines = ["| module | mutants | killed | survived | other |", "| --- | ---: | ---: | ---: | ---: |"]
+    survivors = []
+    for session in sessions:
+        found = jobs(session)
+        killed = sum(j["outcome"] == "killed" for j in found)
+        lived = [j for j in found if j["outcome"] == "survived"]
+        survivors += lived
+        module = found[0]["module"] if found else session.stem
+        lines.append(
+            f"| `{module}` | {len(found)} | {killed} | {len(lived)} | {len(found) - killed - len(lived)} |"
+        )
+    lines += ["", "Survivors, each with why it lives:", ""]
+    lines += ["| module:line | operator | the mutated line | why |", "| --- | --- | --- | --- |"]
+    for job in sorted(survivors, key=lambda j: (j["module"], j["line"], j["operator"])):
+        mutant = job["mutant"].replace("|", "\\|")
+        lines.append(
+            f"| `{job['module']}:{job['line']}` | {job['operator']} | `{mutant}` | {reason(job, reasons)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    out, *sessions = sys.argv[1:]
+    Path(out).write_text(summary([Path(s) for s in sessions]))
+    print(Path(out).read_text())
