@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REASONS = Path(__file__).with_name("survivors.toml")
 
