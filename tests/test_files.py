@@ -125,6 +125,9 @@ def test_json_text_and_copies_are_written_whole_with_readable_modes(tmp_path):
     folder = replace_dir(tmp_path / "dir", lambda staging: (staging / "x").write_text("x"))
     assert folder == tmp_path / "dir" and folder.stat().st_mode & 0o777 == 0o755
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "dir", "sub"]  # no temporaries
+    # Folders that do not exist yet, however deep, are made.
+    assert write_text(tmp_path / "a" / "b" / "c.txt", "c").read_text() == "c"
+    assert (replace_dir(tmp_path / "d" / "e" / "1", lambda staging: None)).is_dir()
 
 
 def test_a_failed_folder_write_leaves_nothing(tmp_path):
