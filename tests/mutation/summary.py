@@ -35,9 +35,9 @@ def jobs(session: Path) -> list[dict]:
                 for d in (diff or "").splitlines()
                 if d.startswith("+") and not d.startswith("++")
             ]
+            outcome = (test if worker.lower() == "normal" else worker).lower()  # killed, survived, timeout
             found.append({"module": module, "line": line, "operator": operator.split("/")[-1],
-                          "occurrence": occurrence, "outcome": (test if worker.lower() == "normal" else worker).lower(),
-                          "mutant": added[0] if added else ""})  # fmt: skip
+                          "occurrence": occurrence, "outcome": outcome, "mutant": added[0] if added else ""})  # fmt: skip
     return found
 
 
