@@ -37,7 +37,8 @@ def jobs(session: Path) -> list[dict]:
             ]
             outcome = (test if worker.lower() == "normal" else worker).lower()  # killed, survived, timeout
             found.append({"module": module, "line": line, "operator": operator.split("/")[-1],
-                          "occurrence": occurrence, "outcome": outcome, "mutant": added[0] if added else ""})  # fmt: skip
+                          "occurrence": occurrence, "outcome": outcome,
+                          "mutant": added[0] if added else ""})  # fmt: skip
     return found
 
 
