@@ -28,4 +28,12 @@ REFERENCE_CEILING_GFLOPS = 400.0
 
 # train.strategy: one device, the local devices of one machine, or several machines (TF_CONFIG).
 STRATEGIES = ("default", "mirrored", "multi_worker")
-IDS_SUFFIX = "-ids"  # saved_models/gru -> saved_models/gru-ids, the core-ops servable beside it
+
+# Where the core-ops servable of an export goes: saved_models/gru -> saved_models/gru-ids.
+IDS_SUFFIX = "-ids"
+
+# The version of what training computes from a config: raised by a change that alters what a run
+# trains (its batches, masks or updates), not by one to its speed or reports. Every train.json
+# records it, and rows trained under different versions are not comparable. 2: exact resume
+# (each epoch shuffled by its number, the dropout streams checkpointed).
+TRAINING_CODE = 2

@@ -27,7 +27,7 @@ from keras.callbacks import TensorBoard
 from pipeline import checkpoints, corpus, dataset, distribute
 from pipeline.callbacks import Clock, EpochCheckpoint, Plateau, Selection, ValidationBLEU
 from pipeline.config import Config, load_config, save_config, to_dict
-from pipeline.constants import DEFAULT_BEAM_SIZE, EOS_ID
+from pipeline.constants import DEFAULT_BEAM_SIZE, EOS_ID, TRAINING_CODE
 from pipeline.errors import UserError
 from pipeline.files import copy_file, replace_file, write_json
 from pipeline.flops import matmul_rate
@@ -229,6 +229,7 @@ def finish(
     epochs = len(history)
     summary = {
         "variant": cfg.model.variant,
+        "training_code": TRAINING_CODE,  # what trained it (constants.TRAINING_CODE)
         "parameters": model.count_params(),
         "epochs": epochs,
         "best_epoch": selection.best_epoch,

@@ -13,6 +13,7 @@ import pytest
 from pipeline import checkpoints
 from pipeline.callbacks import Clock, Plateau
 from pipeline.config import PRESETS, load_config, make_config
+from pipeline.constants import TRAINING_CODE
 from pipeline.models import build_model
 from pipeline.tokenizer import load_tokenizer
 from pipeline.train import BEST_WEIGHTS, CHECKPOINTS, CONFIG, DECODING, SUMMARY, TOKENIZER, RunError, train
@@ -63,7 +64,7 @@ def test_logs_one_row_per_epoch_and_a_summary_of_the_run(run_dir):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert {"loss", "val_loss", "val_bleu", "xent", "val_xent", "learning_rate", "seconds"} <= set(rows[0])
     summary = json.loads((run_dir / SUMMARY).read_text())
-    assert summary["variant"] == "gru_bahdanau"
+    assert summary["variant"] == "gru_bahdanau" and summary["training_code"] == TRAINING_CODE
     assert summary["epochs"] == 2 and summary["processes"] == 1
     assert summary["ceiling_gflops"]["1"] > 0  # the machine that took the time
     assert summary["stopped_by"] == "epochs"
