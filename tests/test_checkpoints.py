@@ -2,6 +2,7 @@
 
 import json
 import re
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -58,6 +59,33 @@ def test_every_variant_keys_its_variables_alike_in_every_build(variant):
         keys.append(list(checkpoints.resumable_variables(model)))
     assert keys[0] == keys[1]
     assert len([k for k in keys[0] if k.startswith("random/")]) >= 3  # every dropout layer's stream
+
+
+def test_each_random_stream_is_found_once_under_the_layers_that_hold_it():
+    from pipeline.config import make_config
+    from pipeline.models import build_model
+
+    model = build_model(
+        make_config("tiny", variant="gru_bahdanau", overrides=["model.dropout=0.3"]).model, 40
+    )
+    assert list(checkpoints.random_states(model)) == [
+        f"gru_bahdanau/{layer}/seed_generator_0"
+        for layer in ("encoder/embedding_dropout", "encoder/birnn/forward_gru/gru_cell",
+                      "encoder/birnn/backward_gru/gru_cell", "decoder/embedding_dropout", "decoder/cell",
+                      "decoder/readout_dropout")
+    ]  # fmt: skip
+
+
+def test_two_optimizer_variables_with_one_path_are_refused(monkeypatch):
+    class Variable:
+        def __init__(self, path: str):
+            self.path = path
+
+    # Two optimizers' variables, the same once the optimizer's own name is left out.
+    model = SimpleNamespace(optimizer=SimpleNamespace(variables=[Variable("adam/m"), Variable("adam_1/m")]))
+    monkeypatch.setattr(checkpoints, "random_states", lambda model: {})
+    with pytest.raises(CheckpointError, match="share a path"):
+        checkpoints.resumable_variables(model)
 
 
 def test_a_restored_model_has_the_saved_weights_optimizer_and_random_streams(tmp_path):
@@ -125,8 +153,8 @@ def test_the_newest_checkpoint_is_restored_and_a_killed_write_removed(tmp_path):
 
 def test_no_checkpoint_restores_nothing_but_builds_the_optimizer(tmp_path):
     model = small_model()
-    assert checkpoints.restore(tmp_path / "new", model) == {}
-    assert (tmp_path / "new").is_dir() and model.optimizer.built
+    assert checkpoints.restore(tmp_path / "new" / "checkpoints", model) == {}
+    assert (tmp_path / "new" / "checkpoints").is_dir() and model.optimizer.built
     assert checkpoints.restore(tmp_path / "absent", small_model(), tidy=False) == {}
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline import plots
+from pipeline.errors import UserError
 from pipeline.readme import splice_readme
 from pipeline.report import bleu_by_length, gradient_table, markdown_table
 
@@ -127,7 +128,7 @@ def test_splice_readme_replaces_only_the_marked_block(tmp_path):
         == "# Title\n<!-- compare:start -->\n| new | table |\n<!-- compare:end -->\nafter\n"
     )
     readme.write_text("no markers")
-    with pytest.raises(ValueError, match="compare:start"):
+    with pytest.raises(UserError, match="compare:start"):
         splice_readme(readme, compare)
 
 
