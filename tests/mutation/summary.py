@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import tomllib
@@ -55,7 +56,17 @@ def reason(job: dict, reasons: list[dict]) -> str:
 
 def summary(sessions: list[Path]) -> str:
     reasons = tomllib.loads(REASONS.read_text())["survivor"] if REASONS.is_file() else []
-    lines = ["| module | mutants | killed | survived | other |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# Mutation testing (`make mutate`)",
+        "",
+        f"cosmic-ray {version('cosmic-ray')} changes one operator of a module at a time and runs the",
+        "module's fast tests against it (the test command and the operators left out are in",
+        "`tests/mutation/<module>.toml`). A mutant is killed when a test fails; one that survives is",
+        "either equivalent to the code or a test still missing, said below for each.",
+        "",
+        "| module | mutants | killed | survived | other |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     survivors = []
     for session in sessions:
         found = jobs(session)
