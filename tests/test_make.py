@@ -59,6 +59,7 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
         assert greedy["decoding"] == "greedy" and greedy["sentences"] == 64
         report = json.loads((tmp_path / "reports" / variant / "test.json").read_text())
         assert report["sentences"] == 64  # the tiny preset's eval_limit
+        assert report["beam_size"] == report["beam_size_used"] == 5  # 64 sentences fit beam 5
         assert 0 <= report["bleu"] <= 100 and report["bleu_signature"].startswith("nrefs:1")
         assert len((tmp_path / "reports" / variant / "test.hyp.txt").read_text().splitlines()) == 64
         assert (tmp_path / "reports" / variant / "validation.json").is_file()
