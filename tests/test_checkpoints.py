@@ -172,6 +172,7 @@ def test_prune_keeps_the_chosen_and_the_newest_and_only_the_newest_optimizer(tmp
     for epoch in (1, 2, 3, 4):
         checkpoints.save(tmp_path, epoch, model, {"epoch": epoch})
     checkpoints.prune(tmp_path, {2})
+    checkpoints.prune(tmp_path, {2})  # again, as a resumed run does: nothing left to remove
     assert checkpoints.epochs(tmp_path) == [2, 4]
     assert not (checkpoints.epoch_dir(tmp_path, 2) / checkpoints.OPTIMIZER).exists()
     assert (checkpoints.epoch_dir(tmp_path, 2) / checkpoints.WEIGHTS).exists()
