@@ -10,6 +10,7 @@ buffer and the length-sorted pools hold a fixed number of examples.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def batches(
     would cost a whole extra pass over the corpus, for the first epoch's progress bar only.
     """
     one_epoch, cached = epoch_maker(pair, split, data_dir, spm_model, cfg, training, corpus_name)
-    batched = one_epoch(tf.constant(epoch, tf.int64))
+    batched = one_epoch(epoch)
     if not cached:
         return batched.prefetch(AUTOTUNE)
     # The batch count is fixed, so counting once gives Keras a real progress bar.
@@ -105,18 +106,23 @@ def batches(
 
 
 def training_epochs(
-    pair: str, data_dir: Path, spm_model: Path, cfg: DataConfig, first: int, corpus_name: str = DEFAULT_CORPUS
+    pair: str,
+    data_dir: Path,
+    spm_model: Path,
+    cfg: DataConfig,
+    epochs: range,
+    corpus_name: str = DEFAULT_CORPUS,
 ) -> tuple[tf.data.Dataset, int, int]:
-    """The training batches of epochs ``first``, ``first + 1``, ... (0-based) one after another,
-    without end, each epoch as ``batches(..., epoch=e)`` gives it; with the batches and the real
-    target tokens of one epoch (every epoch has the same).
+    """The training batches of ``epochs`` (0-based) one after another, each epoch as
+    ``batches(..., epoch=e)`` gives it; with the batches and the real target tokens of one epoch
+    (every epoch has the same).
 
-    For ``fit(steps_per_epoch=...)``: a run resumed after epoch ``first`` trains on the batches it
-    would have seen had it never stopped.
+    For ``fit(steps_per_epoch=...)``: a run resumed after epoch ``first`` trains on
+    ``range(first, last)``, the batches it would have seen had it never stopped.
     """
     one_epoch, _ = epoch_maker(pair, "train", data_dir, spm_model, cfg, True, corpus_name)
-    steps, tokens = count_batches_and_tokens(one_epoch(tf.constant(first, tf.int64)))  # fills the cache
-    stream = tf.data.Dataset.counter(first).flat_map(one_epoch)
+    steps, tokens = count_batches_and_tokens(one_epoch(epochs.start))  # and fills the cache
+    stream = functools.reduce(tf.data.Dataset.concatenate, [one_epoch(e) for e in epochs or [epochs.start]])
     return stream.prefetch(AUTOTUNE), steps, tokens
 
 
@@ -128,9 +134,9 @@ def epoch_maker(
     cfg: DataConfig,
     training: bool,
     corpus_name: str = DEFAULT_CORPUS,
-) -> tuple[Callable[[tf.Tensor], tf.data.Dataset], bool]:
-    """``(one_epoch, cached)``: ``one_epoch(epoch)`` (an int64 scalar tensor) is that epoch's batches.
-    Every epoch reads one cache of the encoded split, when ``cached``."""
+) -> tuple[Callable[[int], tf.data.Dataset], bool]:
+    """``(one_epoch, cached)``: ``one_epoch(epoch)`` is that epoch's batches. Every epoch reads one
+    cache of the encoded split, when ``cached``."""
     limit = cfg.train_limit if split == "train" else cfg.eval_limit
     examples = encoded_pairs(pair, split, data_dir, spm_model, limit, corpus_name)
     size = corpus.split_size(pair, split, data_dir, corpus_name=corpus_name)
@@ -142,10 +148,12 @@ def epoch_maker(
             lambda s, ti, to: tf.logical_and(tf.size(s) <= cfg.max_length, tf.size(to) <= cfg.max_length)
         )
 
-    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+    def one_epoch(epoch: int) -> tf.data.Dataset:
+        # Two seeds of this epoch's own, one per shuffle: Python ints, as tf.data's seeding wants
+        # them (a tensor seed fails in a graph where the global seed is 0).
+        seed = cfg.seed * 1_000_003 + 2 * epoch
         epoch_examples = examples
-        if training:  # two seeds of this epoch's own, one per shuffle
-            seed = tf.constant(cfg.seed, tf.int64) * 1_000_003 + 2 * epoch
+        if training:
             epoch_examples = examples.shuffle(50_000, seed=seed, reshuffle_each_iteration=False)
         batched = pooled_batches(epoch_examples, cfg.batch_size, cfg.pool_batches)
         if training:

@@ -131,7 +131,7 @@ def train(
     # data.batch_size is the global batch, cut into one slice per replica; every worker reads
     # the same seeded order and keeps its slices.
     train_batches, steps_per_epoch, tokens_per_epoch = dataset.training_epochs(
-        cfg.pair, data_dir, tokenizer_path, cfg.data, done, cfg.corpus
+        cfg.pair, data_dir, tokenizer_path, cfg.data, range(done, cfg.train.epochs), cfg.corpus
     )
     val_batches = dataset.batches(
         cfg.pair, "validation", data_dir, tokenizer_path, cfg.data, training=False, corpus_name=cfg.corpus

@@ -126,7 +126,8 @@ def test_streaming_gives_the_batches_of_the_cache(prepared_data, spm_model):
 
 
 def test_each_epoch_is_shuffled_by_its_number_alone(prepared_data, spm_model):
-    stream, steps, tokens = training_epochs("de-en", prepared_data, spm_model, CFG, first=0)
+    tf.random.set_seed(0)  # a global seed of 0 once made tensor seeds fail in tf.data's graph
+    stream, steps, tokens = training_epochs("de-en", prepared_data, spm_model, CFG, range(3))
     batches_in = iter(stream)
     epochs = [as_numpy([next(batches_in) for _ in range(steps)]) for _ in range(3)]
     assert steps == len(as_numpy(batches("de-en", "train", prepared_data, spm_model, CFG, training=True)))
@@ -138,9 +139,11 @@ def test_each_epoch_is_shuffled_by_its_number_alone(prepared_data, spm_model):
     assert_same_batches(
         as_numpy(batches("de-en", "train", prepared_data, spm_model, CFG, True, epoch=1)), epochs[1]
     )
-    resumed, _, _ = training_epochs("de-en", prepared_data, spm_model, CFG, first=2)
-    assert_same_batches(as_numpy(resumed.take(steps)), epochs[2])
+    resumed, _, _ = training_epochs("de-en", prepared_data, spm_model, CFG, range(2, 3))
+    assert_same_batches(as_numpy(resumed), epochs[2])
     streamed_cfg = dataclasses.replace(CFG, cache_pairs=0)
-    streamed, streamed_steps, _ = training_epochs("de-en", prepared_data, spm_model, streamed_cfg, first=1)
+    streamed, streamed_steps, _ = training_epochs(
+        "de-en", prepared_data, spm_model, streamed_cfg, range(1, 2)
+    )
     assert streamed_steps == steps
-    assert_same_batches(as_numpy(streamed.take(steps)), epochs[1])
+    assert_same_batches(as_numpy(streamed), epochs[1])
