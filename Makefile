@@ -2,11 +2,15 @@
 #   make all                   data -> tokenize -> train, export, evaluate every variant -> compare (de-en, quick)
 #   make all PRESET=converge   the comparison: every variant trained to its best validation BLEU
 #   make evaluate PRESET=full  the best gru_bahdanau;  make evaluate VARIANT=lstm PAIR=en-de
+#   make report PRESET=converge  the comparison again from the committed report folders (VARIANTS= a subset)
 #   make seeds PRESET=converge gru_bahdanau with two more seeds: how much of a gap is noise
 #   make bench                 training steps against the CPU's floor, translation speed
 #   make evaluate CORPUS=ted_hrlr_translate/pt_to_en PAIR=pt-en   any TFDS translation dataset
+#   make serve                 the exported models over HTTP (TensorFlow Serving's REST API), a page at :8501/
+#   make servebench            the server under 1, 8 and 32 concurrent clients: requests/s, latency, memory
 #   make membench              peak memory and time of tokenize and the input pipeline, 100k and 1M pairs
 #   make mutate                mutation testing of checkpoints.py and files.py (not in make test)
+#   make timings               make test timed on this machine, with its ceiling, for the README
 #   make test | lint | clean
 
 CORPUS ?= multi30k
@@ -44,7 +48,7 @@ DATASET = $(if $(CORPUS_PREFIX),$(DATA_DIR)/prepared/$(CORPUS_PREFIX)dataset.txt
 TOKENIZER = $(SPM_DIR)/spm.model
 COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate compare seeds tune bench membench readme test mutate lint clean
+.PHONY: all install data tokenize train export evaluate compare report seeds tune bench membench serve servebench screenshot readme test timings mutate lint clean
 .DELETE_ON_ERROR:
 # Keep the runs' files that only pattern rules name (never deleted as intermediates). Not a blanket
 # .SECONDARY: that makes every target secondary, and then a missing run does not force its retrain.
@@ -81,7 +85,8 @@ export: $(RUNS_DIR)/$(VARIANT)/exported.txt
 # exported.txt is named beside test.json here and in $(COMPARE), so make never treats it as an
 # intermediate file: on a fresh clone its absence forces train and export even where the
 # reports (test.json) are committed and look newer than everything else.
-evaluate: $(REPORTS_DIR)/$(VARIANT)/test.json $(RUNS_DIR)/$(VARIANT)/exported.txt
+evaluate: $(REPORTS_DIR)/$(VARIANT)/test.json $(REPORTS_DIR)/$(VARIANT)/analysis.json \
+		$(RUNS_DIR)/$(VARIANT)/exported.txt
 	@$(PYTHON) -c "import json; r = json.load(open('$<')); print(f\"BLEU {r['bleu']}  chrF {r['chrf']}  ({r['pair']} {r['split']}, $(VARIANT), $(PRESET), {r['decoding']})\")"
 
 $(RUNS_DIR)/%/train.json: $(TOKENIZER)
@@ -99,12 +104,25 @@ $(REPORTS_DIR)/%/test.json: $(RUNS_DIR)/%/exported.txt
 	$(EVALUATE) --model $$(cat $<) --split test --out-dir $(REPORTS_DIR)/$*
 	cd $(RUNS_DIR)/$* && cp log.csv training.png train.json config.json decoding.json $(abspath $(REPORTS_DIR))/$*/
 
+# The gradient-flow probe and the attention heatmaps' weights, from the trained weights: with
+# them, a variant's report folder holds everything its row and figures need.
+$(REPORTS_DIR)/%/analysis.json: $(RUNS_DIR)/%/exported.txt
+	$(PIPELINE) analyse --run-dir $(RUNS_DIR)/$* --data-dir $(TFDS_DIR) --out-dir $(REPORTS_DIR)/$*
+
 # Every variant, then the table and the figures that compare them.
+REPORT = $(PIPELINE) report --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) \
+	--data-dir $(TFDS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR) --baseline $(BASELINE)
 compare: $(COMPARE)
 	@cat $(COMPARE_DIR)/compare.md
-$(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json $(RUNS_DIR)/$(v)/exported.txt)
-	$(PIPELINE) report --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
-		--runs-dir $(RUNS_DIR) --reports-dir $(REPORTS_DIR) --out-dir $(COMPARE_DIR) --baseline $(BASELINE)
+$(COMPARE): $(foreach v,$(VARIANTS),$(REPORTS_DIR)/$(v)/test.json $(REPORTS_DIR)/$(v)/analysis.json \
+		$(RUNS_DIR)/$(v)/exported.txt)
+	$(REPORT)
+
+# The same table and figures from the report folders alone (committed, or made on other days and
+# machines), training nothing: a missing variant is named, unless VARIANTS= leaves it out.
+report: $(DATASET)
+	$(REPORT)
+	@cat $(COMPARE_DIR)/compare.md
 
 # The same variant and preset with other seeds (initialisation, dropout, batch order): mean and spread.
 SEEDS ?= 1 2
@@ -157,6 +175,27 @@ bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/exported.txt)
 		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
 		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1)
 
+# Serve every exported model under $(SAVED_DIR) (or SERVE_MODELS) over HTTP, in TensorFlow Serving's
+# REST API, with the page at http://127.0.0.1:8501/; a new version exported meanwhile is picked up.
+SERVE_PORT ?= 8501
+SERVE_HOST ?= 127.0.0.1
+SERVE_MODELS ?=
+serve: $(INSTALLED)
+	$(PIPELINE) serve --model-dir $(SAVED_DIR) --host $(SERVE_HOST) --port $(SERVE_PORT) \
+		$(if $(SERVE_MODELS),--models $(SERVE_MODELS))
+
+# The server under load: 1, 8 and 32 concurrent clients on localhost, each sending test sentences
+# to $(VARIANT)'s export: requests/s, latency, errors and peak memory in reports/serve.{json,md}
+SERVEBENCH_SECONDS ?= 20
+servebench: $(RUNS_DIR)/$(VARIANT)/exported.txt
+	$(PIPELINE) servebench --pair $(PAIR) --model-dir $(SAVED_DIR) --model $(CORPUS_PREFIX)$(VARIANT)$(PAIR_SUFFIX) \
+		--data-dir $(TFDS_DIR) --seconds $(SERVEBENCH_SECONDS) --out-dir $(BENCH_DIR)
+
+# The page in headless Chromium, with `make serve` running: a sentence typed and translated by the
+# served models, saved as reports/page.png (Debian's chromium and chromium-driver).
+screenshot: $(INSTALLED)
+	$(PYTHON) tests/page_driver.py --port $(SERVE_PORT) --out reports/page.png
+
 # Peak memory (RSS, one process per measurement) and time of the tokenize stage and of one pass of
 # the training input pipeline, on a synthetic corpus of 100k and of 1M pairs generated under
 # $(DATA_DIR)/membench (not in git): reports/memory.{json,md}
@@ -164,17 +203,33 @@ MEMBENCH_SIZES ?= 100000 1000000
 membench: $(INSTALLED)
 	$(PYTHON) -m pipeline.membench --sizes $(MEMBENCH_SIZES) --data-dir $(DATA_DIR)/membench --out-dir reports
 
-# Copy every table that has been produced into README.md, each between its markers.
-README_TABLES = full-de-en:reports/de-en/full/compare.md full-en-de:reports/en-de/full/compare.md \
-	converge:reports/de-en/converge/compare.md seeds:reports/de-en/converge/seeds.md \
-	tuning:reports/de-en/tuning/tuning.md quick:reports/de-en/quick/compare.md bench:$(BENCH_DIR)/bench.md \
-	memory:reports/memory.md
+# Copy every table that has been produced into the file that holds its markers (README.md or a
+# page of docs/), each between its markers. An entry is marker:source:destination; a source not
+# made yet is skipped, and a destination without the marker is an error.
+README_TABLES = timings:reports/timings.md:README.md \
+	converge:reports/de-en/converge/compare.md:README.md seeds:reports/de-en/converge/seeds.md:README.md \
+	lesson:reports/de-en/converge/lesson.md:README.md \
+	serve-exchange:$(BENCH_DIR)/serve-exchange.md:README.md \
+	full-de-en:reports/de-en/full/compare.md:docs/results.md full-en-de:reports/en-de/full/compare.md:docs/results.md \
+	tuning:reports/de-en/tuning/tuning.md:docs/results.md quick:reports/de-en/quick/compare.md:docs/results.md \
+	bench:$(BENCH_DIR)/bench.md:docs/performance.md memory:reports/memory.md:docs/performance.md \
+	serve:$(BENCH_DIR)/serve.md:docs/serving.md
+# The converge table's reading against the lesson, written from its numbers and the seed spread.
+LESSON_DIR = reports/de-en/converge
 readme: $(INSTALLED)
+	@test ! -f $(LESSON_DIR)/compare.json || $(PIPELINE) lesson --compare $(LESSON_DIR)/compare.json \
+		--seeds $(LESSON_DIR)/seeds.json --out $(LESSON_DIR)/lesson.md
 	@$(foreach t,$(README_TABLES),test ! -f $(word 2,$(subst :, ,$(t))) || \
-		$(PIPELINE) readme --compare $(word 2,$(subst :, ,$(t))) --marker $(word 1,$(subst :, ,$(t))) --readme README.md;)
+		$(PIPELINE) readme --compare $(word 2,$(subst :, ,$(t))) --marker $(word 1,$(subst :, ,$(t))) \
+		--readme $(word 3,$(subst :, ,$(t))) || exit 1;)
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest
+
+# How long the README's commands take here, with the machine's ceiling: make test timed (one row per
+# kind of machine in reports/timings.{json,md}), make all summed from the committed quick reports.
+timings: $(INSTALLED)
+	$(PYTHON) -m pipeline.timings --label "make test" -- $(MAKE) --no-print-directory test
 
 # Mutation testing, not part of make test: cosmic-ray changes one operator at a time in the
 # modules below, in place (leave the checkout alone meanwhile), and runs their fast in-process

@@ -46,6 +46,11 @@ class ModelConfig:
     attention_units: int = 256
     dropout: float = 0.1  # on the embeddings and on the deep output (state, context, previous token)
     tie_embeddings: bool = False  # the output projection is the target embedding, transposed
+    # The transformer variant's: layers on each side, attention heads, the feed-forward inner size
+    # (embedding_dim is its model size; units and attention_units are the recurrent variants')
+    layers: int = 3
+    heads: int = 4
+    ff_dim: int = 1024
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,9 @@ class TrainConfig:
     # A guard: no epoch starts that would overrun it. Minutes at a `make bench` ceiling of 400 GFLOP/s;
     # a slower machine gets more in proportion (constants.REFERENCE_CEILING_GFLOPS).
     time_budget_minutes: float | None = None
+    # 0: the rate is learning_rate until halved; N: it rises linearly to learning_rate over N steps,
+    # then decays as 1/sqrt(step) (Vaswani et al.), and is never halved
+    warmup_steps: int = 0
     seed: int = 1234
     # default (one device), mirrored (this machine's devices) or multi_worker (machines in TF_CONFIG);
     # data.batch_size stays the global batch, so the strategy changes the speed, not what is trained
@@ -116,7 +124,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "tokenizer": {"vocab_size": 400, "train_limit": 2000},
         "data": {"batch_size": 32, "train_limit": 2000, "eval_limit": 64},
-        "model": {"embedding_dim": 32, "units": 32, "attention_units": 32, "dropout": 0.0},
+        "model": {
+            "embedding_dim": 32,
+            "units": 32,
+            "attention_units": 32,
+            "dropout": 0.0,
+            "layers": 2,
+            "ff_dim": 64,
+        },
         "train": {"epochs": 1},
     },
     # A first look: every variant for 3 epochs with the defaults, no early stopping.
@@ -147,6 +162,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# What a variant needs whatever the preset: applied after the preset, before --set. The Transformer
+# trains on its own schedule, warmup then 1/sqrt(step) decay, in place of the halvings.
+VARIANT_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "transformer": {"train": {"learning_rate": 1e-3, "warmup_steps": 400, "plateau_patience": None,
+                              "decay_from": None}},
+}  # fmt: skip
+
+
 def make_config(
     preset: str = "quick",
     pair: str = "de-en",
@@ -154,7 +177,7 @@ def make_config(
     overrides: list[str] | None = None,
     corpus: str = DEFAULT_CORPUS,
 ) -> Config:
-    """The defaults, then the preset, then the variant, then ``section.key=value`` overrides."""
+    """The defaults, then the preset, then the variant's settings, then ``section.key=value`` overrides."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     tree = to_dict(Config(pair=pair, corpus=corpus, preset=preset))
@@ -162,6 +185,8 @@ def make_config(
         tree[section].update(values)
     if variant:
         tree["model"]["variant"] = variant
+    for section, values in VARIANT_SETTINGS.get(tree["model"]["variant"], {}).items():
+        tree[section].update(values)
     for item in overrides or []:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
@@ -206,6 +231,9 @@ RANGES: dict[str, tuple[Any, str]] = {
     "model.units": (lambda v: v >= 1, "at least 1"),
     "model.attention_units": (lambda v: v >= 1, "at least 1"),
     "model.dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "model.layers": (lambda v: v >= 1, "at least 1"),
+    "model.heads": (lambda v: v >= 1, "at least 1"),
+    "model.ff_dim": (lambda v: v >= 1, "at least 1"),
     "train.epochs": (lambda v: v >= 1, "at least 1"),
     "train.learning_rate": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "train.clipnorm": (lambda v: v > 0, "positive"),
@@ -219,6 +247,7 @@ RANGES: dict[str, tuple[Any, str]] = {
         "one or more in [0, 10]",
     ),
     "train.time_budget_minutes": (lambda v: v is None or v > 0, "None or positive"),
+    "train.warmup_steps": (lambda v: v >= 0, "0 (none) or more"),
     "train.strategy": (lambda v: v in STRATEGIES, ", ".join(STRATEGIES[:-1]) + f" or {STRATEGIES[-1]}"),
 }
 
@@ -263,7 +292,19 @@ def from_dict(tree: dict[str, Any]) -> Config:
                 raise ConfigError(f"{name}.{key} must be {allowed}, not {item!r}")
         kwargs[name] = SECTIONS[name](**checked)
     check_pair(kwargs.get("pair", "de-en"), kwargs.get("corpus", DEFAULT_CORPUS))
-    return Config(**kwargs)  # a config.json from before corpora had names is Multi30k's
+    cfg = Config(**kwargs)  # a config.json from before corpora had names is Multi30k's
+    check_together(cfg)
+    return cfg
+
+
+def check_together(cfg: Config) -> None:
+    """Settings that are each fine but do not go together."""
+    if cfg.train.warmup_steps and (cfg.train.plateau_patience or cfg.train.decay_from):
+        raise ConfigError("train.warmup_steps schedules the rate itself: set train.plateau_patience and "
+                          "train.decay_from to None with it")  # fmt: skip
+    if cfg.model.variant == "transformer" and cfg.model.embedding_dim % cfg.model.heads:
+        sizes = f"model.embedding_dim ({cfg.model.embedding_dim}) and model.heads ({cfg.model.heads})"
+        raise ConfigError(f"the transformer splits its model size over its heads: {sizes} do not divide")
 
 
 def check_variants(variants: list[str]) -> None:

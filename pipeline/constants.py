@@ -16,7 +16,7 @@ LANGUAGES = ("en", "de", "fr", "cs")  # Multi30k's
 PAIRS = ("de-en", "en-de", "fr-en", "en-fr", "cs-en", "en-cs")  # source-target
 
 # The model variants, named once: pipeline.models builds each (and checks it builds these).
-VARIANT_NAMES = ("rnn", "lstm", "gru", "lstm_bahdanau", "gru_bahdanau", "gru_luong")
+VARIANT_NAMES = ("rnn", "lstm", "gru", "lstm_bahdanau", "gru_bahdanau", "gru_luong", "transformer")
 
 # The decoding the exported model uses when a client does not choose one.
 DEFAULT_BEAM_SIZE = 5

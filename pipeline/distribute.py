@@ -47,7 +47,7 @@ def build(name: str) -> tf.distribute.Strategy:
     if "TF_CONFIG" not in os.environ:
         raise ConfigError(
             "train.strategy=multi_worker needs TF_CONFIG, the cluster and this process's task "
-            "(README: Training on several devices and machines)"
+            "(docs/training.md: Training on several devices and machines)"
         )
     json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here, plainly
     return tf.distribute.MultiWorkerMirroredStrategy()

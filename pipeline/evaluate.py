@@ -16,6 +16,7 @@ from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, DEFAULT_LENGTH
 from pipeline.errors import UserError
 from pipeline.files import saved_model_dir, write_json, write_text
 from pipeline.metrics import BOOTSTRAP_SAMPLES, score
+from pipeline.progress import verbosity
 
 
 def load_translator(model: Path):
@@ -73,7 +74,7 @@ def translate_all(
     """
     if length_penalty is None:
         length_penalty = default_length_penalty(translator)
-    bar = keras.utils.Progbar(len(sources), unit_name="sentence") if progress else None
+    bar = keras.utils.Progbar(len(sources), unit_name="sentence", verbose=verbosity()) if progress else None
     beam, alpha = tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32)
     hypotheses, lowered = Translations(), 0
     hypotheses.beam_size = beam_size

@@ -31,6 +31,7 @@ from pipeline.errors import UserError
 from pipeline.files import latest_version, replace_dir
 from pipeline.models import build_model
 from pipeline.models.seq2seq import Seq2Seq
+from pipeline.models.transformer import Transformer
 from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
 from pipeline.train import BEST_WEIGHTS, CONFIG, DECODING, TOKENIZER
@@ -50,16 +51,20 @@ SOURCE_IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 SOURCE_LENGTHS = tf.TensorSpec([None], tf.int32, name="source_lengths")
 
 
-def memory_bound(model: Seq2Seq) -> int:
-    """Bytes one request may add to the server's memory, at most (``README``: Faults and bad input).
+def memory_bound(model: Seq2Seq | Transformer) -> int:
+    """Bytes one request may add to the server's memory, at most (docs/faults.md).
 
-    Per row and source piece, float32: the encoder states and the attention keys, tiled per beam,
-    the attention's hidden layer and scores of a step (so three times their sizes), and the
+    Per row and source piece, float32: the encoder states and the attention keys (the
+    Transformer's: every decoder layer's keys, values and scores), tiled per beam, the attention's
+    hidden layer and scores of a step (so three times their sizes), and the
     alignment history of up to 256 output steps, twice while a step gathers it; then 256 MiB for
     everything that does not grow with the request.
     """
-    memory_dim, key_dim = 2 * model.units, model.attention_units if model.attention else 0
-    return MAX_WORK * 4 * (3 * (memory_dim + key_dim) + 2 * MAX_SOURCE_PIECES) + 256 * 2**20
+    if isinstance(model, Transformer):  # per decoder layer: the cross keys and values, the scores,
+        width = model.layers_count * (6 * model.model_dim + model.heads)  # a cache up to twice as long
+    else:
+        width = 2 * model.units + (model.attention_units if model.attention else 0)
+    return MAX_WORK * 4 * (3 * width + 2 * MAX_SOURCE_PIECES) + 256 * 2**20
 
 
 class IdTranslator(tf.Module):
@@ -137,9 +142,20 @@ class Translator(IdTranslator):
         )
 
     def text_search(self, sources, beam_size, length_penalty, alignments: bool) -> dict:
-        outputs = self.search(self.tokenizer.tokenize(sources), beam_size, length_penalty, alignments)
+        pieces = self.tokenizer.tokenize(sources)  # ragged (batch, None)
+        outputs = self.search(pieces, beam_size, length_penalty, alignments)
         ids = tf.RaggedTensor.from_tensor(outputs.pop("ids"), lengths=outputs.pop("lengths"))
-        return {"translations": self.tokenizer.detokenize(ids), **outputs}
+        result = {"translations": self.tokenizer.detokenize(ids), **outputs}
+        if alignments:  # what the weights are over: output pieces down, source pieces (and EOS) across
+            source = pieces[:, : MAX_SOURCE_PIECES - 1]
+            source = tf.concat([source, tf.fill([source.nrows(), 1], EOS_ID)], axis=1)
+            result["source_pieces"] = self.piece_strings(source)  # (batch, src_len)
+            result["output_pieces"] = self.piece_strings(ids)  # (batch, out_len), EOS not included
+        return result
+
+    def piece_strings(self, ids: tf.RaggedTensor) -> tf.Tensor:
+        """Ragged ids -> their SentencePiece pieces, right-padded with empty strings."""
+        return tf.ragged.map_flat_values(self.tokenizer.id_to_string, ids).to_tensor(default_value="")
 
     @tf.function(input_signature=[SOURCES, BEAM_SIZE, LENGTH_PENALTY])
     def translate(self, sources, beam_size, length_penalty):
@@ -148,7 +164,8 @@ class Translator(IdTranslator):
 
     @tf.function(input_signature=[SOURCES, BEAM_SIZE, LENGTH_PENALTY])
     def align(self, sources, beam_size, length_penalty):
-        """``translate`` with the attention weights behind each output piece."""
+        """``translate`` with the attention weights behind each output piece, and the pieces they are
+        over (``source_pieces``, ``output_pieces``)."""
         return self.text_search(sources, beam_size, length_penalty, alignments=True)
 
     @tf.function(input_signature=[SOURCES])

@@ -23,8 +23,29 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # kernel blocks per cell
 TRAINING_PASSES = 3  # forward + backward
 
 
+def transformer_flops_per_token(cfg: ModelConfig, vocab_size: int) -> dict[str, int]:
+    """The Transformer's: per layer, the four attention projections and the feed-forward pair of
+    each sub-layer, the scores and weighted sums of each attention (self-attention over pairs of
+    source tokens, and of target tokens up to the current one), and the tied output projection."""
+    d, f, layers = cfg.embedding_dim, cfg.ff_dim, cfg.layers
+    per_source = layers * (8 * d * d + 4 * d * f)  # encoder: q, k, v, o and the feed-forward
+    per_source += layers * 4 * d * d  # each decoder layer's cross-attention keys and values
+    per_target = layers * (8 * d * d + 4 * d * d + 4 * d * f) + 2 * d * vocab_size  # self q k v o, cross q o
+    return {
+        "source": per_source,
+        "target": per_target,
+        "pair": layers * 4 * d,
+        "source_pair": layers * 4 * d,
+        "target_pair": layers * 4 * d,
+        "sentence": 0,
+    }
+
+
 def forward_flops_per_token(cfg: ModelConfig, vocab_size: int) -> dict[str, int]:
-    """Forward FLOPs of the model's parts, per source token, target token and (source, target) pair."""
+    """Forward FLOPs of the model's parts, per source token, target token and (source, target) pair;
+    the Transformer's also per pair of source tokens and per (causal) pair of target tokens."""
+    if cfg.variant == "transformer":
+        return transformer_flops_per_token(cfg, vocab_size)
     cell, attention = VARIANTS[cfg.variant]
     gates, e, u, a = GATES[cell], cfg.embedding_dim, cfg.units, cfg.attention_units
     memory = 2 * u  # the bidirectional encoder's output size
@@ -60,8 +81,9 @@ def training_step_flops(
     per = forward_flops_per_token(cfg, vocab_size)
     forward = sum(
         s * per["source"] + t * per["target"] + s * t * per["pair"] + per["sentence"]
+        + s * s * per.get("source_pair", 0) + t * (t + 1) // 2 * per.get("target_pair", 0)
         for s, t in zip(source_lengths, target_lengths, strict=True)
-    )
+    )  # fmt: skip
     return TRAINING_PASSES * forward
 
 

@@ -32,6 +32,7 @@ from keras import ops
 from pipeline.constants import PAD_ID
 from pipeline.models.losses import masked_cross_entropy
 from pipeline.models.seq2seq import Seq2Seq
+from pipeline.models.transformer import Transformer
 
 
 def _check_unpadded(source) -> np.ndarray:
@@ -91,15 +92,16 @@ def check_unrolled(model: Seq2Seq, source) -> float:
     return float(max(float(d) for d in diffs))
 
 
-def gradient_flow(model: Seq2Seq, source, target_in, target_out) -> np.ndarray:
+def gradient_flow(model: Seq2Seq | Transformer, source, target_in, target_out) -> np.ndarray:
     """Mean over the batch of ``|| d loss / d h_t ||_2`` for each source position t.
 
-    h_t is the encoder's forward-direction state at position t, and the loss is
+    h_t is the encoder's forward-direction state at position t (for the Transformer, which has
+    no directions, the encoder's output at position t), and the loss is
     ``masked_cross_entropy(target_out, logits)``, the training loss, computed
     without dropout.
 
     Args:
-        model: a built Seq2Seq.
+        model: a built Seq2Seq or Transformer.
         source: (batch, src_len) int ids with NO padding: every sentence of the batch
             must have the same length (pick them so); the unroll ignores masks.
         target_in: (batch, tgt_len) ids, BOS first; may be right-padded.
@@ -115,9 +117,15 @@ def gradient_flow(model: Seq2Seq, source, target_in, target_out) -> np.ndarray:
     target_in = np.asarray(target_in)
     target_out = np.asarray(target_out)
     with tf.GradientTape() as tape:
-        memory, states, forward = _unroll(model, source)
-        mask = ops.ones(source.shape, "bool")  # (batch, src_len): no padding, checked above
-        logits = model.decoder(target_in, memory, mask, states, training=False)  # (batch, tgt_len, vocab)
+        if isinstance(model, Transformer):  # no recurrence: the encoder's output at each position
+            memory, mask = model.encode_memory(tf.constant(source))
+            forward = tf.unstack(memory, axis=1)  # src_len x (batch, model_dim)
+            tape.watch(forward)
+            logits, _ = model.decode(target_in, tf.stack(forward, axis=1), mask)
+        else:
+            memory, states, forward = _unroll(model, source)
+            mask = ops.ones(source.shape, "bool")  # (batch, src_len): no padding, checked above
+            logits = model.decoder(target_in, memory, mask, states, training=False)  # (batch, tgt_len, vocab)
         loss = masked_cross_entropy(target_out, logits)
     # A position the loss does not depend on gets zeros, not None.
     grads = tape.gradient(loss, forward, unconnected_gradients=tf.UnconnectedGradients.ZERO)

@@ -1,8 +1,9 @@
 """The report stage: one table and four kinds of figures that compare the variants.
 
-Reads what the evaluate stage wrote for each variant (``<reports>/<variant>/``) and
-the trained weights (``<runs>/<variant>/``), and writes ``compare.json``,
-``compare.md`` and the PNG figures to one folder.
+Reads the report folder of each variant (``<reports>/<variant>/``), which the evaluate and
+analyse stages wrote, and the test split; never a run or a SavedModel, so a comparison can be
+built from committed report folders alone. Writes ``compare.json``, ``compare.md`` and the PNG
+figures to one folder.
 """
 
 from __future__ import annotations
@@ -10,24 +11,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import tensorflow as tf
-
 from pipeline import corpus, plots
-from pipeline.config import load_config, make_config
-from pipeline.constants import BOS_ID, DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY, EOS_ID, PAD_ID
+from pipeline.analysis import ANALYSIS
+from pipeline.config import make_config
+from pipeline.constants import DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY
+from pipeline.errors import UserError
 from pipeline.files import write_json, write_text
 from pipeline.metrics import BOOTSTRAP_SAMPLES, bleu, check_pairs, paired_bootstrap
-from pipeline.models import VARIANTS, build_model
-from pipeline.probe import gradient_flow
-from pipeline.search import beam_search
-from pipeline.tokenizer import load_tokenizer
-from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
+from pipeline.models import VARIANTS
 
 LENGTH_BUCKETS = ((1, 10), (11, 15), (16, 20), (21, 25), (26, None))  # source words, inclusive
-PROBE_LENGTH = 20  # source pieces (EOS included) of the sentences the gradient probe uses
-PROBE_SENTENCES = 32
-HEATMAP_SENTENCES = 3
+# What a variant's report folder holds, by what the report calls it.
+REPORT_FILES = {"test": "test.json", "greedy": "test.greedy.json", "validation": "validation.json",
+                "train": "train.json", "config": "config.json", "analysis": ANALYSIS}  # fmt: skip
+HYPOTHESES = "test.hyp.txt"
+# The lesson's comparisons, (before, after): the p-value of each pair that is in the table is kept
+# in compare.json, for the reading of the table (pipeline.lesson).
+LESSON_PAIRS = (
+    ("gru", "gru_bahdanau"), ("lstm", "lstm_bahdanau"),  # a single context vector against attention
+    ("rnn", "lstm"), ("rnn", "gru"), ("lstm", "gru"),  # the cells, without attention
+    ("lstm_bahdanau", "gru_bahdanau"), ("gru_bahdanau", "gru_luong"),  # with attention
+)  # fmt: skip
 
 
 def bucket_label(low: int, high: int | None) -> str:
@@ -44,52 +48,6 @@ def bleu_by_length(sources: list[str], hypotheses: list[str], references: list[s
             score = round(bleu([hypotheses[i] for i in chosen], [references[i] for i in chosen]), 2)
         result[bucket_label(low, high)] = {"sentences": len(chosen), "bleu": score}
     return result
-
-
-def load_trained(run_dir: Path):
-    """The model of a run with its best weights, and the run's SentencePiece processor."""
-    sp = load_tokenizer(run_dir / TOKENIZER)
-    model = build_model(load_config(run_dir / CONFIG).model, sp.vocab_size())
-    model.load_weights(str(run_dir / BEST_WEIGHTS))
-    return model, sp
-
-
-def pad(rows: list[list[int]]) -> np.ndarray:
-    out = np.full((len(rows), max(map(len, rows))), PAD_ID, np.int32)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return out
-
-
-def probe_batch(sp, sources: list[str], targets: list[str]):
-    """Test pairs whose source is exactly PROBE_LENGTH pieces long: (source, target_in, target_out)."""
-    chosen = [i for i, s in enumerate(sources) if len(sp.encode(s)) + 1 == PROBE_LENGTH][:PROBE_SENTENCES]
-    if not chosen:  # tiny corpora: the most common length instead
-        lengths = [len(sp.encode(s)) + 1 for s in sources]
-        common = max(set(lengths), key=lengths.count)
-        chosen = [i for i, n in enumerate(lengths) if n == common][:PROBE_SENTENCES]
-    source = pad([sp.encode(sources[i]) + [EOS_ID] for i in chosen])
-    target = [sp.encode(targets[i]) for i in chosen]
-    return source, pad([[BOS_ID] + t for t in target]), pad([t + [EOS_ID] for t in target])
-
-
-def attention_examples(model, sp, sources: list[str]) -> list[dict]:
-    """Beam-5 translations of the first few short test sentences with their attention weights."""
-    chosen = [s for s in sources if len(sp.encode(s)) <= 14][:HEATMAP_SENTENCES]
-    if not chosen:  # a tokenizer of short pieces: the shortest sentences instead
-        chosen = sorted(sources, key=lambda s: len(sp.encode(s)))[:HEATMAP_SENTENCES]
-    examples = []
-    for sentence in chosen:
-        source = sp.encode(sentence) + [EOS_ID]
-        ids, lengths, _, alignments = beam_search(model, tf.constant([source]), return_alignments=True)
-        n = int(lengths[0])
-        output = [int(t) for t in ids[0, :n]]
-        examples.append({
-            "source": [sp.id_to_piece(i) for i in source],
-            "output": [sp.id_to_piece(i) for i in output] + ["</s>"] * (n < alignments.shape[1]),
-            "weights": alignments[0, : n + (n < alignments.shape[1])].numpy(),  # (out_len, src_len)
-        })  # fmt: skip
-    return examples
 
 
 def bleu_cell(r: dict) -> str:
@@ -177,7 +135,7 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def gradient_table(flows: dict[str, np.ndarray]) -> str:
+def gradient_table(flows: dict[str, list[float]]) -> str:
     """The gradient-flow probe in numbers: mean |d loss / d h_t| at the first, middle and last
     source position, and first over last (below 1: a sentence's start gets less than its end)."""
     n = len(next(iter(flows.values())))
@@ -194,13 +152,38 @@ def gradient_table(flows: dict[str, np.ndarray]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_reports(folder: Path) -> dict:
-    """What evaluate and train wrote for one variant: its JSON files and its beam-5 test translations."""
-    names = {"test": "test.json", "greedy": "test.greedy.json", "validation": "validation.json",
-             "train": "train.json"}  # fmt: skip
-    reports = {key: json.loads((folder / name).read_text()) for key, name in names.items()}
-    reports["hypotheses"] = (folder / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
+def read_reports(reports_dir: Path, variant: str, preset: str) -> dict:
+    """What train, evaluate and analyse wrote for one variant: its JSON files by their key in
+    ``REPORT_FILES``, and its beam-5 test translations. A folder that is missing, incomplete or of
+    another preset is one line that says what to run."""
+    folder = reports_dir / variant
+    missing = [name for name in (*REPORT_FILES.values(), HYPOTHESES) if not (folder / name).is_file()]
+    if missing:
+        what = "is missing" if len(missing) == len(REPORT_FILES) + 1 else f"has no {', '.join(missing)}"
+        raise UserError(
+            f"the report folder of {variant}, {folder}, {what}: make evaluate VARIANT={variant} "
+            f"PRESET={preset} writes it, or leave {variant} out with VARIANTS=..."
+        )
+    reports = {key: json.loads((folder / name).read_text()) for key, name in REPORT_FILES.items()}
+    reports["hypotheses"] = (folder / HYPOTHESES).read_text(encoding="utf-8").splitlines()
+    trained = reports["config"]["preset"]
+    if trained != preset:
+        raise UserError(f"{folder} holds a {trained} run, not {preset}: evaluate {variant} on {preset}")
     return reports
+
+
+def check_training_code(rows: list[dict]) -> None:
+    """Every row trained by code that trains the same way (``train.json``'s ``training_code``):
+    a comparison built run by run must not mix runs from before and after a change to training."""
+    codes = {r["training_code"] for r in rows}
+    if len(codes) > 1:
+        by_code = "; ".join(
+            f"code {c}: {', '.join(r['variant'] for r in rows if r['training_code'] == c)}"
+            for c in sorted(codes, key=str)
+        )
+        raise UserError(
+            f"the variants were trained by different training code ({by_code}): train the older ones again"
+        )
 
 
 def variant_row(variant: str, reports: dict, sources: list[str], references: list[str]) -> dict:
@@ -209,6 +192,7 @@ def variant_row(variant: str, reports: dict, sources: list[str], references: lis
     cell, attention = VARIANTS[variant]
     return {
         "variant": variant, "cell": cell, "attention": attention,
+        "training_code": summary.get("training_code"),  # absent before it was recorded
         "parameters": summary["parameters"],
         "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],  # total over all processes
         "train_seconds": summary["train_seconds"], "tokens_per_second": summary["tokens_per_second"],
@@ -229,41 +213,46 @@ def p_values(hypotheses: dict[str, list[str]], baseline: str, references: list[s
     return {v: found.get(v) for v in hypotheses}
 
 
+def lesson_pairs(hypotheses: dict[str, list[str]], references: list[str]) -> list[dict]:
+    """Each of ``LESSON_PAIRS`` whose two variants are both there: test BLEU gap (after - before)
+    is read from the rows; here its paired bootstrap p-value."""
+    pairs = []
+    for before, after in LESSON_PAIRS:
+        if before in hypotheses and after in hypotheses:
+            p = paired_bootstrap(hypotheses[before], {after: hypotheses[after]}, references)[after]
+            pairs.append({"before": before, "after": after, "p": p})
+    return pairs
+
+
 def compare(
     pair: str,
     preset: str,
     variants: list[str],
     data_dir: Path,
-    runs_dir: Path,
     reports_dir: Path,
     out_dir: Path,
     baseline: str = "gru_bahdanau",
     corpus_name: str = DEFAULT_CORPUS,
 ) -> Path:
-    """Writes compare.json, compare.md and the figures to ``out_dir``; returns compare.json.
+    """Writes compare.json, compare.md and the figures to ``out_dir`` from the report folders
+    ``reports_dir/<variant>`` alone; returns compare.json.
 
     p-values compare each variant with ``baseline``, or with the first variant if it is not one of them.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     baseline = baseline if baseline in variants else variants[0]
     cfg = make_config(preset, pair, corpus=corpus_name)
-    limit = cfg.data.eval_limit
-    sources, references = corpus.read_split(pair, "test", data_dir, limit, corpus_name)
+    folders = {variant: read_reports(reports_dir, variant, preset) for variant in variants}  # all, first
+    sources, references = corpus.read_split(pair, "test", data_dir, cfg.data.eval_limit, corpus_name)
     corpus_title = "Multi30k" if corpus_name == DEFAULT_CORPUS else corpus_name
     split_title = corpus.split_title(pair, "test", data_dir, corpus_name)
 
-    rows, hypotheses, flows, heatmaps = [], {}, {}, {}
-    for variant in variants:
-        reports = read_reports(reports_dir / variant)
-        hypotheses[variant] = reports["hypotheses"]
-        rows.append(variant_row(variant, reports, sources, references))
-        model, sp = load_trained(runs_dir / variant)
-        flows[variant] = gradient_flow(model, *probe_batch(sp, sources, references))
-        if VARIANTS[variant][1]:  # attention: something to draw
-            heatmaps[variant] = attention_examples(model, sp, sources)
-    p = p_values(hypotheses, baseline, references)
+    rows = [variant_row(variant, reports, sources, references) for variant, reports in folders.items()]
+    check_training_code(rows)
+    p = p_values({v: r["hypotheses"] for v, r in folders.items()}, baseline, references)
     for r in rows:
         r["p_vs_baseline"] = p[r["variant"]]
+    flows = {v: r["analysis"]["gradient_flow"] for v, r in folders.items()}
+    heatmaps = {v: r["analysis"]["attention"] for v, r in folders.items() if r["analysis"]["attention"]}
 
     report = {
         "corpus": corpus_name,
@@ -272,8 +261,10 @@ def compare(
         "sentences": len(sources),
         "baseline": baseline,
         "variants": rows,
-        "gradient_flow": {v: [float(x) for x in f] for v, f in flows.items()},
+        "gradient_flow": flows,
+        "pairs": lesson_pairs({v: r["hypotheses"] for v, r in folders.items()}, references),
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
     table = markdown_table(
         rows, pair, preset, len(sources), baseline, corpus_title, split_title, cfg.train.length_penalties
     )

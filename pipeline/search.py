@@ -9,18 +9,10 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.models.lengths import max_output_lengths
 from pipeline.models.seq2seq import Seq2Seq
 
 NEVER = (PAD_ID, BOS_ID)  # ids the decoder must never emit
-
-
-def max_output_lengths(source, ratio: float = 2.0, extra: int = 10, cap: int = 256):
-    """(batch,): how many tokens each translation may have, from its own source length.
-
-    Per row, so that a sentence's translation does not depend on the others in its batch.
-    """
-    src_lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, PAD_ID), tf.float32), axis=1)
-    return tf.minimum(tf.cast(ratio * src_lengths, tf.int32) + extra, cap)
 
 
 class Hypotheses(NamedTuple):
@@ -130,7 +122,7 @@ def search_beams(
     ended_row = tf.one_hot(PAD_ID, vocab, on_value=0.0, off_value=-1e9)  # ended: PAD, free
 
     def body(step, tokens, state, scores, finished, sequences, history):
-        logits, state = model.decoder.decode_step(tokens, state, encoded)  # (batch * k, vocab)
+        logits, state = model.decode_step(tokens, state, encoded)  # (batch * k, vocab)
         log_probs = tf.nn.log_softmax(logits + never)
         log_probs = tf.where(finished[:, None], ended_row[None, :], log_probs)
         total = tf.reshape(scores[:, None] + log_probs, [batch, -1])  # (batch, k * vocab)

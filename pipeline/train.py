@@ -34,6 +34,8 @@ from pipeline.flops import matmul_rate
 from pipeline.models import build_model
 from pipeline.models.losses import MaskedCrossEntropy, masked_accuracy, masked_cross_entropy
 from pipeline.plots import plot_history
+from pipeline.progress import verbosity
+from pipeline.schedule import WarmupInverseSqrt
 from pipeline.tokenizer import load_tokenizer
 
 # The files of a run directory, shared with export and evaluate.
@@ -52,7 +54,10 @@ class RunError(UserError):
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
     """Call in the strategy's scope: the optimizer and the metrics make variables."""
-    optimizer = distribute.GlobalBatchAdam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
+    rate = cfg.train.learning_rate
+    if cfg.train.warmup_steps:  # the Transformer's: warmup, then 1/sqrt(step); never halved
+        rate = WarmupInverseSqrt(rate, cfg.train.warmup_steps)
+    optimizer = distribute.GlobalBatchAdam(rate, global_clipnorm=cfg.train.clipnorm)
     loss = MaskedCrossEntropy(cfg.train.label_smoothing)
     # xent: the plain cross-entropy, comparable across label smoothing settings
     model.compile(optimizer=optimizer, loss=loss, metrics=[masked_accuracy, xent])
@@ -165,7 +170,7 @@ def train(
                 epochs=cfg.train.epochs,
                 callbacks=[bleu, selection, plateau, clock, checkpoint, TensorBoard(out / "tb")],
                 shuffle=False,  # shuffled by tf.data
-                verbose=1,
+                verbose=verbosity(),  # a bar on a terminal, a line per epoch in a log
             )
     summary = finish(cfg, out, model, bleu, checkpoint, selection, clock, tokens_per_epoch)
     if chief:

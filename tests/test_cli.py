@@ -201,21 +201,64 @@ def test_a_stage_before_the_data_stage_is_one_line(spm_model, tmp_path):
     assert_one_line_error(result, "is not prepared in nowhere", "make data")
 
 
-def test_hypotheses_that_do_not_pair_with_the_references_are_one_line(prepared_data, tmp_path):
-    # A report folder whose translations are of another (shorter) split: the report stage says so.
-    folder = tmp_path / "reports" / "gru"
+def report_folder(
+    reports: Path,
+    variant: str,
+    preset: str = "tiny",
+    training_code: int = 2,
+    hypotheses: str = "A dog.\nA cat.\n",
+) -> Path:
+    """A variant's report folder as train, evaluate and analyse leave it, with made-up numbers."""
+    folder = reports / variant
     folder.mkdir(parents=True)
     scores = {"bleu": 1.0, "bleu_lc": 1.0, "chrf": 1.0}
     summary = {"parameters": 1, "epochs": 1, "best_epoch": 1, "train_seconds": 1.0, "tokens_per_second": 1,
-               "stopped_by": "epochs", "length_penalty": 0.6}  # fmt: skip
-    files = {"test": scores, "test.greedy": scores, "validation": scores, "train": summary}
+               "stopped_by": "epochs", "length_penalty": 0.6, "training_code": training_code}  # fmt: skip
+    analysis = {"gradient_flow": [1.0, 2.0], "attention": None}
+    files = {"test": scores, "test.greedy": scores, "validation": scores, "train": summary,
+             "config": {"preset": preset}, "analysis": analysis}  # fmt: skip
     for name, content in files.items():
         (folder / f"{name}.json").write_text(json.dumps(content))
-    (folder / "test.hyp.txt").write_text("A dog.\nA cat.\n")
-    result = pipeline_cli("report", "--preset", "tiny", "--variants", "gru", "--data-dir", str(prepared_data),
-                          "--runs-dir", "runs", "--reports-dir", "reports", "--out-dir", "out",
-                          cwd=tmp_path)  # fmt: skip
-    assert_one_line_error(result, "2 hypotheses for 64 references", "make evaluate")
+    (folder / "test.hyp.txt").write_text(hypotheses)
+    return folder
+
+
+def report_cli(prepared_data: Path, tmp_path: Path, *variants: str) -> subprocess.CompletedProcess:
+    folders = ("--data-dir", str(prepared_data), "--reports-dir", "reports", "--out-dir", "out")
+    return pipeline_cli("report", "--preset", "tiny", "--variants", *variants, *folders, cwd=tmp_path)
+
+
+def test_hypotheses_that_do_not_pair_with_the_references_are_one_line(prepared_data, tmp_path):
+    # A report folder whose translations are of another (shorter) split: the report stage says so.
+    report_folder(tmp_path / "reports", "gru")
+    assert_one_line_error(
+        report_cli(prepared_data, tmp_path, "gru"), "2 hypotheses for 64 references", "make evaluate"
+    )
+
+
+def test_a_comparison_with_a_variant_missing_names_it_and_how_to_leave_it_out(prepared_data, tmp_path):
+    report_folder(tmp_path / "reports", "gru")
+    result = report_cli(prepared_data, tmp_path, "gru", "lstm")
+    advice = "make evaluate VARIANT=lstm PRESET=tiny"
+    assert_one_line_error(result, "report folder of lstm", "is missing", advice, "VARIANTS=")
+    (tmp_path / "reports" / "lstm").mkdir()
+    (tmp_path / "reports" / "lstm" / "test.json").write_text("{}")  # evaluate stopped part way
+    result = report_cli(prepared_data, tmp_path, "gru", "lstm")
+    assert_one_line_error(result, "report folder of lstm", "has no test.greedy.json", "analysis.json")
+    assert not (tmp_path / "out").exists()  # nothing written before every folder is there
+
+
+def test_a_comparison_refuses_rows_of_another_preset_or_other_training_code(prepared_data, tmp_path):
+    report_folder(tmp_path / "reports", "gru", preset="quick")
+    assert_one_line_error(report_cli(prepared_data, tmp_path, "gru"), "holds a quick run, not tiny")
+    references = corpus.read_split("de-en", "test", prepared_data, 64)[1]
+    lines = "".join(f"{r}\n" for r in references)
+    report_folder(tmp_path / "reports", "lstm", training_code=1, hypotheses=lines)
+    report_folder(tmp_path / "reports", "rnn", hypotheses=lines)
+    result = report_cli(prepared_data, tmp_path, "lstm", "rnn")
+    assert_one_line_error(
+        result, "different training code", "code 1: lstm; code 2: rnn", "train the older ones"
+    )
 
 
 def assert_one_line_usage_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -234,7 +277,7 @@ def test_a_batch_size_below_one_is_a_usage_error(tmp_path, size):
 
 
 def test_missing_folders_and_unknown_variants_of_the_light_stages_are_one_line(tmp_path):
-    report = ("report", "--variants", "gru", "gur", "--runs-dir", "r", "--reports-dir", "r", "--out-dir", "o")
+    report = ("report", "--variants", "gru", "gur", "--reports-dir", "r", "--out-dir", "o")
     assert_one_line_error(pipeline_cli(*report, cwd=tmp_path), "unknown variant 'gur'", "gru_bahdanau")
     readme = pipeline_cli("readme", "--compare", "nowhere/compare.md", "--readme", "nowhere.md", cwd=tmp_path)
     assert_one_line_error(readme, "nowhere.md does not exist")
@@ -291,3 +334,19 @@ def test_an_export_to_a_folder_that_cannot_be_written_is_one_line(tiny_run, tmp_
     (tmp_path / "a_file").write_text("not a folder\n")
     result = pipeline_cli("export", "--run-dir", str(tiny_run), "--out", "a_file/model", cwd=tmp_path)
     assert_one_line_error(result, "Not a directory", "a_file/model")
+
+
+def test_every_stage_and_every_option_has_a_line_of_help():
+    import argparse
+
+    from pipeline.__main__ import build_parser
+
+    parser = build_parser()
+    assert parser.prog == "nmt" and "make all" in parser.description
+    stages = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    listed = {choice.dest: choice.help for choice in stages._choices_actions}
+    assert set(listed) == set(stages.choices) and all(listed.values())
+    for name, sub in stages.choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, f"nmt {name} {'/'.join(action.option_strings)} has no help"

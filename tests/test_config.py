@@ -80,7 +80,8 @@ def test_save_load_round_trip(tmp_path):
         ("train.learning_rate=-1", "train.learning_rate must be in (0, 1]"),
         ("train.time_budget_minutes=0", "train.time_budget_minutes must be None or positive"),
         ("train.length_penalties=[]", "train.length_penalties must be one or more in [0, 10]"),
-        ("model.variant=transformer", "model.variant must be one of rnn, lstm, gru"),
+        ("model.variant=lstm_luong", "model.variant must be one of rnn, lstm, gru"),
+        ("train.warmup_steps=-1", "train.warmup_steps must be 0 (none) or more"),
     ],
 )
 def test_values_of_the_wrong_type_or_out_of_range_are_refused(override, message):
@@ -115,3 +116,23 @@ def test_another_corpus_takes_any_pair_of_two_languages():
         make_config("tiny", "pt", corpus="ted_hrlr_translate/pt_to_en")
     with pytest.raises(ConfigError, match="unknown language pair 'pt-en'"):
         make_config("tiny", "pt-en")  # Multi30k has no Portuguese
+
+
+def test_settings_that_do_not_go_together_are_refused():
+    with pytest.raises(
+        ConfigError, match=re.escape("model.embedding_dim (32) and model.heads (3) do not divide")
+    ):
+        make_config("tiny", variant="transformer", overrides=["model.heads=3"])
+    with pytest.raises(ConfigError, match="set train.plateau_patience and train.decay_from to None"):
+        make_config("converge", overrides=["train.warmup_steps=100"])  # the recipe halves on plateaus
+
+
+def test_the_transformer_brings_its_schedule_to_every_preset():
+    for preset in ("quick", "converge", "full"):
+        train = make_config(preset, variant="transformer").train
+        assert train.warmup_steps > 0 and train.plateau_patience is None and train.decay_from is None
+        assert make_config(preset, variant="gru").train.warmup_steps == 0
+    assert (
+        make_config("converge", variant="transformer", overrides=["train.warmup_steps=10"]).train.warmup_steps
+        == 10
+    )

@@ -262,6 +262,13 @@ def test_every_variant_trains_a_step_and_exports(variant, spm_model, tmp_path):
     aligned = loaded.align(tf.constant(["Ein Hund läuft."]), tf.constant(2), tf.constant(0.6))
     attends = VARIANTS[variant][1] is not None  # without attention: no source positions to weigh
     assert aligned["alignments"].shape[0] == 1 and (aligned["alignments"].shape[2] > 0) == attends
+    # The pieces the weights are over: the source's and EOS across, the translation's down.
+    source_pieces = [p.decode() for p in aligned["source_pieces"].numpy()[0]]
+    assert source_pieces == [sp.id_to_piece(i) for i in sp.encode("Ein Hund läuft.")] + ["</s>"]
+    assert not attends or aligned["alignments"].shape[2] == len(source_pieces)
+    output_pieces = [p.decode() for p in aligned["output_pieces"].numpy()[0] if p]
+    assert sp.decode_pieces(output_pieces) == aligned["translations"].numpy()[0].decode()
+    assert aligned["alignments"].shape[1] >= len(output_pieces)  # one row per piece, then EOS's
 
 
 # Hostile requests: whatever a client sends, one output per input, bounded lengths, no crash.
@@ -302,7 +309,12 @@ def test_the_text_servable_answers_any_strings(servables, sources, beam, penalty
         out = signature(tf.constant(sources, tf.string), tf.constant(beam), tf.constant(penalty))
         assert out["translations"].shape == (len(sources),)
         assert out["scores"].shape == (len(sources),) and np.all(np.isfinite(out["scores"]))
-    assert out["alignments"].shape[0] == len(sources)
+    assert (
+        out["alignments"].shape[0]
+        == out["source_pieces"].shape[0]
+        == out["output_pieces"].shape[0]
+        == len(sources)
+    )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

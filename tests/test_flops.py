@@ -4,6 +4,8 @@ from pipeline.config import ModelConfig
 from pipeline.flops import TRAINING_PASSES, training_step_flops
 from pipeline.models import VARIANTS, build_model
 
+RECURRENT = sorted(v for v in VARIANTS if v != "transformer")  # tests/test_transformer.py: the other
+
 VOCAB = 50
 
 
@@ -23,7 +25,7 @@ def test_hand_computed_batch():
     assert training_step_flops(cfg, 5, [2, 3], [1, 2]) == 3 * 2326
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", RECURRENT)
 def test_one_token_each_way_costs_two_flops_per_kernel_weight(variant):
     # With one source and one target token every dense kernel multiplies once: 2 FLOPs per
     # weight. Attention adds the products that have no weights: its score and context.
@@ -36,6 +38,16 @@ def test_one_token_each_way_costs_two_flops_per_kernel_weight(variant):
     assert training_step_flops(cfg, VOCAB, [1], [1]) == TRAINING_PASSES * (2 * kernels + weightless)
 
 
+def test_the_transformers_count_is_two_flops_per_kernel_weight_and_its_weightless_products():
+    # One token each way: every kernel multiplies once; then the tied output projection (the
+    # embedding, not a kernel) and the scores and sums of the three attentions, 4 * d each.
+    cfg = ModelConfig(variant="transformer", embedding_dim=8, ff_dim=12, layers=2, heads=2, dropout=0.0)
+    model = build_model(cfg, VOCAB)
+    kernels = sum(int(w.numpy().size) for w in model.weights if "kernel" in w.path)
+    weightless = 2 * 8 * VOCAB + 3 * cfg.layers * 4 * 8
+    assert training_step_flops(cfg, VOCAB, [1], [1]) == TRAINING_PASSES * (2 * kernels + weightless)
+
+
 def test_attention_grows_with_source_times_target():
     cfg = small("gru_bahdanau")
     plain = small("gru")
@@ -43,3 +55,15 @@ def test_attention_grows_with_source_times_target():
              for s, t in ((4, 4), (8, 8))]  # fmt: skip
     # keys, query and the wider cell grow linearly; score and context with s * t.
     assert extra[1] > 2 * extra[0]
+
+
+def test_the_transformers_step_by_hand():
+    # d=2, ff=4, one layer each side, vocabulary 5, one source and one target token:
+    # source 1 * (8*4 + 4*2*4) + 4*4 = 80 (encoder q k v o and feed-forward, decoder cross k v);
+    # target 8*4 + 4*4 + 4*2*4 + 2*2*5 = 100 (self q k v o, cross q o, feed-forward, output);
+    # scores and sums, 4*2 = 8 each: source x target, source x source, causal target x target.
+    cfg = ModelConfig(variant="transformer", embedding_dim=2, ff_dim=4, layers=1, heads=1)
+    assert training_step_flops(cfg, 5, [1], [1]) == TRAINING_PASSES * (80 + 100 + 8 + 8 + 8)
+    # two target tokens: the causal pairs are 3 (1 + 2), not 4
+    two = training_step_flops(cfg, 5, [1], [2]) // TRAINING_PASSES
+    assert two == 80 + 2 * 100 + 2 * 8 + 8 + 3 * 8

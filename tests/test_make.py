@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,10 +48,12 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     committed.write_text("{}")
     first = make("all", tmp_path, shared_corpus)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    for stage in ("data", "tokenize", "train", "export", "evaluate", "report"):
+    for stage in ("data", "tokenize", "train", "export", "evaluate", "analyse", "report"):
         assert f"-m pipeline {stage}" in first.stdout
     for variant in VARIANTS:
         assert f"--variant {variant}" in first.stdout
+    # Progress in a log (stdout is not a terminal here): one line per epoch, no redraws, no colours.
+    assert "\r" not in first.stdout and "\x1b" not in first.stdout
 
     for variant in VARIANTS:
         assert (tmp_path / "saved" / variant / "1" / "saved_model.pb").is_file()
@@ -91,6 +94,24 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
         assert row["step_seconds"] > 0 and row["ratio_to_floor"] > 0
         assert row["translation"]["beam5_b64_seconds"] > 0
     assert "| `gru_bahdanau` |" in bench.stdout
+
+    # The comparison again from the report folders alone, as on a fresh clone of committed reports.
+    shutil.rmtree(tmp_path / "runs")
+    shutil.rmtree(tmp_path / "saved")
+    built = {p.name: p.read_bytes() for p in (tmp_path / "compare").iterdir()}
+    shutil.rmtree(tmp_path / "compare")
+    again = make("report", tmp_path, shared_corpus)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "-m pipeline train" not in again.stdout and "| `gru_bahdanau` |" in again.stdout
+    rebuilt = {p.name: p.read_bytes() for p in (tmp_path / "compare").iterdir()}
+    assert rebuilt.keys() == built.keys()
+    for name in ("compare.md", "compare.json"):
+        assert rebuilt[name] == built[name], name
+    subset = make("report", tmp_path, shared_corpus, VARIANTS="gru", COMPARE_DIR=tmp_path / "subset")
+    assert subset.returncode == 0, subset.stderr[-3000:]
+    assert [
+        r["variant"] for r in json.loads((tmp_path / "subset" / "compare.json").read_text())["variants"]
+    ] == ["gru"]
 
 
 @pytest.mark.slow

@@ -1,10 +1,12 @@
-"""The model registry: a variant name is a cell type plus an optional attention."""
+"""The model registry: a recurrent variant is a cell type plus an optional attention; the
+transformer has no recurrence, only (multi-head) attention."""
 
 from __future__ import annotations
 
 from pipeline.config import ModelConfig
 from pipeline.constants import VARIANT_NAMES
 from pipeline.models.seq2seq import Seq2Seq
+from pipeline.models.transformer import Transformer
 
 # variant -> (cell, attention)
 VARIANTS: dict[str, tuple[str, str | None]] = {
@@ -14,15 +16,22 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "lstm_bahdanau": ("lstm", "bahdanau"),
     "gru_bahdanau": ("gru", "bahdanau"),
     "gru_luong": ("gru", "luong"),
+    "transformer": ("transformer", "multi-head"),
 }
 
 assert tuple(VARIANTS) == VARIANT_NAMES, "pipeline.constants.VARIANT_NAMES names the variants built here"
 
 
-def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Seq2Seq:
-    """A built (weights created) model for ``cfg.variant``; ``fused=False`` is the plain Keras path."""
+def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Seq2Seq | Transformer:
+    """A built (weights created) model for ``cfg.variant``; ``fused=False`` is the plain Keras path
+    of the recurrent variants."""
     if cfg.variant not in VARIANTS:
         raise ValueError(f"unknown variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
+    if cfg.variant == "transformer":
+        model = Transformer(vocab_size, model_dim=cfg.embedding_dim, layers=cfg.layers, heads=cfg.heads,
+                            ff_dim=cfg.ff_dim, dropout=cfg.dropout, name=cfg.variant)  # fmt: skip
+        model.build()
+        return model
     cell, attention = VARIANTS[cfg.variant]
     model = Seq2Seq(
         vocab_size,

@@ -86,6 +86,10 @@ class Seq2Seq(keras.Model):
         memory, mask, states = self.encoder(source)
         return self.decoder.start(memory, mask, states)
 
+    def decode_step(self, token_ids, state, source):
+        """For search: (batch,) previous ids -> logits (batch, vocab_size) and the next state."""
+        return self.decoder.decode_step(token_ids, state, source)
+
     def get_config(self):
         return {
             **super().get_config(),

@@ -1,0 +1,302 @@
+"""The Transformer (Vaswani et al., 2017): attention without recurrence, in the same pipeline.
+
+The encoder and decoder are stacks of pre-norm layers (layer normalisation before each
+sub-layer, the residual around it; stabler on a small corpus than post-norm). One embedding
+matrix serves the source, the target and the output projection, since the SentencePiece
+vocabulary is joint; positions are sinusoidal, so nothing limits the length but the cache.
+
+The multi-head attention is Keras 3's ``MultiHeadAttention`` for its projections (``query``,
+``key``, ``value`` and ``attention_output``, their weights and serialisation); the scaled
+dot product itself is ``attend`` below, so that training, decoding without a cache and
+decoding with one compute the very same function, and can return the weights the ``align``
+signatures and the heatmaps need (the fused kernel Keras picks otherwise returns none).
+
+Decoding with a cache: each decoder layer keeps the keys and values of the positions already
+written, in a buffer as long as the longest translation the search allows, so a step projects
+one new position and attends over the buffer (masked beyond the step). The encoder's keys and
+values for the cross-attention are projected once per sentence, in ``encode``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from pipeline.constants import PAD_ID
+from pipeline.models.lengths import max_output_lengths
+
+NEG = -1e9  # a masked score: exp() of it is 0 in float32
+
+
+def positions(length, dim: int):
+    """Sinusoidal position encodings (length, dim), float32."""
+    position = tf.cast(tf.range(length), tf.float32)[:, None]  # (length, 1)
+    rates = tf.constant(np.power(10000.0, -np.arange(0, dim, 2) / dim), tf.float32)  # (dim / 2,)
+    angles = position * rates[None, :]
+    return tf.reshape(tf.stack([tf.sin(angles), tf.cos(angles)], axis=-1), [length, dim])
+
+
+def attend(query, key, value, mask):
+    """Scaled dot-product attention over heads.
+
+    query (batch, T, heads, key_dim); key, value (batch, S, heads, key_dim); mask (batch, T, S)
+    bool, True where attention may look. Returns the context (batch, T, heads, key_dim) and the
+    weights (batch, heads, T, S).
+    """
+    scores = tf.einsum("bthd,bshd->bhts", query, key) / math.sqrt(query.shape[-1])
+    scores = tf.where(mask[:, None, :, :], scores, NEG)
+    weights = tf.nn.softmax(scores, axis=-1)
+    return tf.einsum("bhts,bshd->bthd", weights, value), weights
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class Attention(keras.layers.MultiHeadAttention):
+    """Keras' multi-head attention, its product computed by ``attend``: (output, weights)."""
+
+    def attend(self, query, key, value, mask):
+        """query (batch, T, model_dim) attends over projected keys and values: (output, weights)."""
+        context, weights = attend(self.query_dense(query), key, value, mask)
+        return self.output_dense(context), weights
+
+    def keys_values(self, source):
+        """(batch, S, model_dim) -> the projected keys and values, each (batch, S, heads, key_dim)."""
+        return self.key_dense(source), self.value_dense(source)
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class FeedForward(keras.layers.Layer):
+    def __init__(self, model_dim: int, ff_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.model_dim, self.ff_dim = model_dim, ff_dim
+        self.inner = keras.layers.Dense(ff_dim, activation="relu", name="inner")
+        self.outer = keras.layers.Dense(model_dim, name="outer")
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
+        self.outer.build((*input_shape[:-1], self.ff_dim))
+
+    def call(self, x):
+        return self.outer(self.inner(x))
+
+    def get_config(self):
+        return {**super().get_config(), "model_dim": self.model_dim, "ff_dim": self.ff_dim}
+
+
+def attention(model_dim: int, heads: int, name: str) -> Attention:
+    return Attention(heads, model_dim // heads, name=name)  # its own dropout off: residual dropout instead
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class EncoderLayer(keras.layers.Layer):
+    def __init__(self, model_dim: int, heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.model_dim, self.heads, self.ff_dim, self.dropout = model_dim, heads, ff_dim, dropout
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
+        self.self_attention = attention(model_dim, heads, "self_attention")
+        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="ff_norm")
+        self.feed_forward = FeedForward(model_dim, ff_dim, name="feed_forward")
+        self.attention_dropout = keras.layers.Dropout(dropout, name="attention_dropout")
+        self.ff_dropout = keras.layers.Dropout(dropout, name="ff_dropout")
+
+    def build(self, input_shape):
+        for norm in (self.attention_norm, self.ff_norm):
+            norm.build(input_shape)
+        self.self_attention.build(input_shape, input_shape)
+        self.feed_forward.build(input_shape)
+
+    def call(self, x, source_mask, training=False):
+        """x (batch, S, model_dim); source_mask (batch, S) bool, True on real pieces."""
+        h = self.attention_norm(x)
+        k, v = self.self_attention.keys_values(h)
+        every = source_mask[:, None, :] & tf.ones_like(source_mask)[:, :, None]  # (batch, S, S)
+        out, _ = self.self_attention.attend(h, k, v, every)
+        x = x + self.attention_dropout(out, training=training)
+        return x + self.ff_dropout(self.feed_forward(self.ff_norm(x)), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "model_dim": self.model_dim, "heads": self.heads,
+                "ff_dim": self.ff_dim, "dropout": self.dropout}  # fmt: skip
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class DecoderLayer(keras.layers.Layer):
+    def __init__(self, model_dim: int, heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.model_dim, self.heads, self.ff_dim, self.dropout = model_dim, heads, ff_dim, dropout
+        self.self_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="self_norm")
+        self.self_attention = attention(model_dim, heads, "self_attention")
+        self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="cross_norm")
+        self.cross_attention = attention(model_dim, heads, "cross_attention")
+        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="ff_norm")
+        self.feed_forward = FeedForward(model_dim, ff_dim, name="feed_forward")
+        self.self_dropout = keras.layers.Dropout(dropout, name="self_dropout")
+        self.cross_dropout = keras.layers.Dropout(dropout, name="cross_dropout")
+        self.ff_dropout = keras.layers.Dropout(dropout, name="ff_dropout")
+
+    def build(self, input_shape):
+        for norm in (self.self_norm, self.cross_norm, self.ff_norm):
+            norm.build(input_shape)
+        self.self_attention.build(input_shape, input_shape)
+        self.cross_attention.build(input_shape, input_shape)
+        self.feed_forward.build(input_shape)
+
+    def call(
+        self, y, self_keys, self_values, self_mask, cross_keys, cross_values, cross_mask, training=False
+    ):
+        """y (batch, T, model_dim) attends over the self keys and values (batch, T or cache, heads,
+        key_dim) under self_mask (batch, T, T or cache), then over the source's under cross_mask
+        (batch, T, S). Returns y and the cross-attention weights (batch, heads, T, S)."""
+        out, _ = self.self_attention.attend(self.self_norm(y), self_keys, self_values, self_mask)
+        y = y + self.self_dropout(out, training=training)
+        out, weights = self.cross_attention.attend(self.cross_norm(y), cross_keys, cross_values, cross_mask)
+        y = y + self.cross_dropout(out, training=training)
+        return y + self.ff_dropout(self.feed_forward(self.ff_norm(y)), training=training), weights
+
+    def get_config(self):
+        return {**super().get_config(), "model_dim": self.model_dim, "heads": self.heads,
+                "ff_dim": self.ff_dim, "dropout": self.dropout}  # fmt: skip
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class Transformer(keras.Model):
+    """An encoder-decoder Transformer with one shared embedding, for the same search and export
+    as ``Seq2Seq``: ``call``, ``encode`` and ``decode_step``.
+
+    Args:
+        vocab_size: size of the joint SentencePiece vocabulary.
+        model_dim: size of the embeddings and of every layer's output.
+        layers: encoder layers, and as many decoder layers.
+        heads: attention heads (model_dim must be a multiple).
+        ff_dim: the feed-forward sub-layers' inner size.
+        dropout: on the embeddings and on every sub-layer's output.
+
+    Call arguments:
+        inputs: {"source": (batch, src_len), "target_in": (batch, tgt_len)} int ids, right-padded.
+
+    Returns:
+        logits (batch, tgt_len, vocab_size) for the next token at each position.
+
+    Example:
+    >>> model = Transformer(20, model_dim=8, layers=1, heads=2, ff_dim=16)
+    >>> logits = model({"source": ops.array([[5, 3]]), "target_in": ops.array([[2, 6, 7]])})
+    >>> tuple(logits.shape)
+    (1, 3, 20)
+    """
+
+    attention = "transformer"  # what the report, the probe and the export ask of a variant
+
+    def __init__(self, vocab_size: int, model_dim: int = 256, layers: int = 3, heads: int = 4,
+                 ff_dim: int = 1024, dropout: float = 0.0, **kwargs):  # fmt: skip
+        super().__init__(**kwargs)
+        if model_dim % heads:
+            raise ValueError(f"model_dim {model_dim} is not a multiple of heads {heads}")
+        self.vocab_size, self.model_dim, self.layers_count = vocab_size, model_dim, layers
+        self.heads, self.ff_dim, self.dropout = heads, ff_dim, dropout
+        initializer = keras.initializers.RandomNormal(stddev=model_dim**-0.5)  # scaled back up by sqrt(dim)
+        self.embedding = keras.layers.Embedding(vocab_size, model_dim, embeddings_initializer=initializer,
+                                                name="embedding")  # fmt: skip
+        self.source_dropout = keras.layers.Dropout(dropout, name="source_dropout")
+        self.target_dropout = keras.layers.Dropout(dropout, name="target_dropout")
+        self.encoder_layers = [
+            EncoderLayer(model_dim, heads, ff_dim, dropout, name=f"encoder_{i}") for i in range(layers)
+        ]
+        self.decoder_layers = [
+            DecoderLayer(model_dim, heads, ff_dim, dropout, name=f"decoder_{i}") for i in range(layers)
+        ]
+        self.encoder_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="encoder_norm")
+        self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="decoder_norm")
+        self.output_bias = None
+
+    def build(self, inputs_shape=None):
+        shape = (None, None, self.model_dim)
+        self.embedding.build((None, None))
+        for layer in (*self.encoder_layers, *self.decoder_layers):
+            layer.build(shape)
+        self.encoder_norm.build(shape)
+        self.decoder_norm.build(shape)
+        self.output_bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="output_bias")
+
+    def embed(self, ids, start=0):
+        """(batch, length) ids -> scaled embeddings plus the positions from ``start``."""
+        length = tf.shape(ids)[1]
+        return (
+            self.embedding(ids) * math.sqrt(self.model_dim)
+            + positions(start + length, self.model_dim)[start:]
+        )
+
+    def encode_memory(self, source, training=False):
+        """(batch, S) ids -> memory (batch, S, model_dim) and mask (batch, S)."""
+        mask = ops.not_equal(source, PAD_ID)
+        x = self.source_dropout(self.embed(source), training=training)
+        for layer in self.encoder_layers:
+            x = layer(x, mask, training=training)
+        return self.encoder_norm(x), mask
+
+    def decode(self, target_in, memory, mask, training=False):
+        """Teacher forcing: logits (batch, T, vocab) and the last layer's cross-attention weights."""
+        y = self.target_dropout(self.embed(target_in), training=training)
+        length = tf.shape(target_in)[1]
+        causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)[None]  # (1, T, T)
+        cross = mask[:, None, :] & tf.ones([1, length, 1], tf.bool)  # (batch, T, S)
+        weights = None
+        for layer in self.decoder_layers:
+            keys, values = layer.self_attention.keys_values(layer.self_norm(y))
+            cross_keys, cross_values = layer.cross_attention.keys_values(memory)
+            y, weights = layer(y, keys, values, causal, cross_keys, cross_values, cross, training=training)
+        return self.logits(self.decoder_norm(y)), weights
+
+    def logits(self, y):
+        """The output projection is the shared embedding, transposed."""
+        return ops.matmul(y, ops.transpose(self.embedding.embeddings)) + self.output_bias
+
+    def call(self, inputs, training=False):
+        memory, mask = self.encode_memory(inputs["source"], training=training)
+        return self.decode(inputs["target_in"], memory, mask, training=training)[0]
+
+    def encode(self, source):
+        """For search: ``(source, state)``. source holds each layer's cross keys and values and the
+        mask; state holds each layer's self-attention cache (batch, cap, heads, key_dim), zeros, the
+        step (batch,) and the alignment (batch, S), the last layer's cross-attention over heads."""
+        memory, mask = self.encode_memory(source)
+        batch, src_len = tf.shape(source)[0], tf.shape(source)[1]
+        cap = tf.reduce_max(max_output_lengths(source))  # the longest translation the search allows
+        key_dim = self.model_dim // self.heads
+        encoded, state = (
+            {"mask": mask},
+            {"step": tf.zeros([batch], tf.int32), "alignment": tf.zeros([batch, src_len])},
+        )
+        for i, layer in enumerate(self.decoder_layers):
+            encoded[f"keys_{i}"], encoded[f"values_{i}"] = layer.cross_attention.keys_values(memory)
+            state[f"keys_{i}"] = tf.zeros([batch, cap, self.heads, key_dim])
+            state[f"values_{i}"] = tf.zeros([batch, cap, self.heads, key_dim])
+        return encoded, state
+
+    def decode_step(self, token_ids, state, source):
+        """Search step: (batch,) previous ids -> logits (batch, vocab) and the next state.
+
+        Writes this position's keys and values into each layer's cache at ``step`` and attends
+        over the cache up to it: one new position per step, not the whole prefix."""
+        step = state["step"][0]
+        cap = tf.shape(state["keys_0"])[1]
+        y = self.embed(token_ids[:, None], start=step)  # (batch, 1, model_dim)
+        here = tf.one_hot(step, cap)[None, :, None, None]  # (1, cap, 1, 1): the position written
+        seen = (tf.range(cap) <= step)[None, None, :] & tf.ones_like(token_ids, tf.bool)[:, None, None]
+        cross = source["mask"][:, None, :]  # (batch, 1, S)
+        new = {"step": state["step"] + 1}
+        for i, layer in enumerate(self.decoder_layers):
+            keys, values = layer.self_attention.keys_values(layer.self_norm(y))  # (batch, 1, heads, key_dim)
+            new[f"keys_{i}"] = state[f"keys_{i}"] + here * keys
+            new[f"values_{i}"] = state[f"values_{i}"] + here * values
+            y, weights = layer(y, new[f"keys_{i}"], new[f"values_{i}"], seen, source[f"keys_{i}"],
+                               source[f"values_{i}"], cross)  # fmt: skip
+        new["alignment"] = tf.reduce_mean(weights[:, :, 0, :], axis=1)  # (batch, S), over heads
+        return self.logits(self.decoder_norm(y))[:, 0, :], new
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "model_dim": self.model_dim,
+                "layers": self.layers_count, "heads": self.heads, "ff_dim": self.ff_dim,
+                "dropout": self.dropout}  # fmt: skip

@@ -1,0 +1,162 @@
+"""The HTTP server: TensorFlow Serving's REST API over the exported models, and the page at ``/``.
+
+Endpoints, as in TensorFlow Serving (``/versions/<n>`` optional in each):
+
+- ``GET  /v1/models/<name>``: the version served and its state;
+- ``GET  /v1/models/<name>/metadata``: every signature's inputs and outputs;
+- ``POST /v1/models/<name>:predict``: row or columnar form (``pipeline.serving.protocol``);
+
+and for the page: ``GET /`` (the page itself, one file with no outside fetches) and
+``GET /page/models`` (the models served, with their default length penalties), and
+``GET /page/stats`` (calls made and examples in them: the mean batch). Errors are
+``{"error": "..."}`` with a 4xx status for what the client can fix, and the server goes on.
+
+Starlette, run by uvicorn, carries it: a small, well-kept ASGI stack whose request handling is
+asynchronous, which the batcher needs (many requests wait on one call), and which leaves the
+REST dialect to us. KServe's server speaks a protocol like it but not TensorFlow Serving's
+(no ``signature_name``, no columnar form, no metadata) and brings far more than serving needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from pipeline.serving.batching import Batcher
+from pipeline.serving.protocol import format_predict, metadata, parse_predict, status
+from pipeline.serving.repository import Repository, ServingError
+
+log = logging.getLogger("pipeline.serving")
+
+PAGE = Path(__file__).with_name("page.html")
+MAX_BODY_BYTES = 1 << 20  # a request body larger than this gets 413 before it is read whole
+MODEL_PATH = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.\-]+)(?:/versions/(?P<version>\d+))?(?P<tail>:predict|/metadata)?$"
+)
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ServingError(413, f"the request body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServingError(413, f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+def create_app(repository: Repository, batcher: Batcher, poll_seconds: float = 2.0) -> Starlette:
+    """The application over ``repository`` (refreshed once already); it looks for new versions every
+    ``poll_seconds``, loading them in a thread of their own while the batcher goes on serving."""
+
+    async def poll() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(poll_seconds)
+            try:
+                for change in await loop.run_in_executor(None, repository.refresh):
+                    log.warning(change)
+            except Exception as problem:  # noqa: BLE001  (a bad folder on disk must not stop serving)
+                log.warning("checking %s for new versions failed: %s", repository.base, problem)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        tasks = [asyncio.create_task(batcher.run()), asyncio.create_task(poll())]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            batcher.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def models(request: Request) -> JSONResponse:
+        path = MODEL_PATH.match(request.path_params["rest"])
+        if path is None:
+            raise ServingError(404, f"no such endpoint: {request.url.path}")
+        version = int(path["version"]) if path["version"] else None
+        servable = repository.get(path["name"], version)
+        tail = path["tail"]
+        if tail == ":predict":
+            if request.method != "POST":
+                raise ServingError(405, "predict takes POST")
+            signature, inputs, form = parse_predict(servable, await read_body(request))
+            outputs = await batcher.submit(servable, signature, inputs)
+            return JSONResponse(format_predict(outputs, form))
+        if request.method != "GET":
+            raise ServingError(405, f"{request.url.path} takes GET")
+        return JSONResponse(metadata(servable) if tail == "/metadata" else status(servable))
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+    async def page_models(request: Request) -> JSONResponse:
+        served = [{"name": s.name, "version": s.version, "default_length_penalty": s.default_length_penalty,
+                   "align": "align" in s.signatures}
+                  for s in sorted(repository.servables.values(), key=lambda s: s.name)]  # fmt: skip
+        return JSONResponse({"models": served})
+
+    async def page_stats(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"batches": batcher.batches, "examples": batcher.examples, "queued": batcher.queued}
+        )
+
+    async def serving_error(request: Request, problem: ServingError) -> JSONResponse:
+        return error(problem.status, str(problem))
+
+    async def http_error(request: Request, problem: HTTPException) -> JSONResponse:
+        return error(problem.status_code, problem.detail)
+
+    async def server_error(request: Request, problem: Exception) -> JSONResponse:
+        log.exception("request to %s failed", request.url.path)
+        return error(500, f"{type(problem).__name__}: {problem}")
+
+    routes = [
+        Route("/", page),
+        Route("/page/models", page_models),
+        Route("/page/stats", page_stats),
+        Route("/v1/models/{rest:path}", models, methods=["GET", "POST"]),
+    ]
+    handlers = {ServingError: serving_error, HTTPException: http_error, Exception: server_error}
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+
+
+def serve(
+    model_dir: Path,
+    names: list[str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    max_batch_size: int = 64,
+    batch_wait_ms: float = 5.0,
+    max_queued: int = 2048,
+    poll_seconds: float = 2.0,
+) -> None:
+    """Serves the newest version of every model under ``model_dir`` (or of ``names``) until stopped."""
+    logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)
+    repository = Repository(model_dir, names)
+    for change in repository.refresh():  # before the port opens: a bad folder is one line at once
+        log.warning(change)
+    if not repository.servables:
+        from pipeline.errors import UserError
+
+        raise UserError(f"no exported model under {model_dir}: make export VARIANT=... writes one")
+    batcher = Batcher(max_batch_size, batch_wait_ms / 1000, max_queued)
+    app = create_app(repository, batcher, poll_seconds)
+    log.warning("serving %s at http://%s:%d/", ", ".join(sorted(repository.servables)), host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

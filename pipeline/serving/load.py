@@ -1,0 +1,217 @@
+"""The server under load: N concurrent clients against localhost for a fixed time, at several N.
+
+Each client sends one test sentence per request (row form, ``serving_default``: beam 5 and the
+tuned length penalty) and waits for the answer before sending the next, for ``seconds``. The
+server is started as its own process, as ``make serve`` starts it, so that its peak memory
+(``VmHWM``) is its own. Clients and server share the machine's cores, as they would on one host.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import corpus
+from pipeline.constants import IDS_SUFFIX
+from pipeline.errors import UserError
+from pipeline.files import saved_model_dir, write_json, write_text
+from pipeline.flops import matmul_rate
+from pipeline.tokenizer import load_tokenizer
+
+
+def request(port: int, path: str, body: dict | None = None, timeout: float = 120.0) -> tuple[int, dict]:
+    """One HTTP exchange on a fresh connection: (status, JSON body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if body is None:
+            connection.request("GET", path)
+        else:
+            connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def start_server(model_dir: Path, port: int, *extra: str) -> subprocess.Popen:
+    """``python -m pipeline serve`` in its own process, once it answers; stopped with ``stop_server``."""
+    command = [sys.executable, "-m", "pipeline", "serve", "--model-dir", str(model_dir), "--port", str(port)]
+    log = tempfile.TemporaryFile("w+")  # not a pipe: a server that logs much must never block on it
+    server = subprocess.Popen([*command, *extra], stdout=log, stderr=subprocess.STDOUT, text=True)
+    server.log = log
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise UserError(f"the server stopped at start: {stop_server(server).strip()[-500:]}")
+        try:
+            if request(port, "/page/models", timeout=2)[0] == 200:
+                return server
+        except OSError:
+            time.sleep(0.5)
+    stop_server(server)
+    raise UserError("the server did not answer within 300 s")
+
+
+def stop_server(server: subprocess.Popen) -> str:
+    """Stops it (SIGINT, as Ctrl-C) and returns what it printed."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    server.log.seek(0)
+    printed = server.log.read()
+    server.log.close()
+    return printed
+
+
+def peak_memory_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def one_level(port: int, model: str, sentences: list[str], clients: int, seconds: float) -> dict:
+    """``clients`` threads, each sending requests back to back for ``seconds``."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    stop = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        sent = 0
+        while time.monotonic() < stop:
+            sentence = sentences[(index + sent * clients) % len(sentences)]
+            began = time.perf_counter()
+            try:
+                status, _ = request(port, f"/v1/models/{model}:predict", {"instances": [sentence]})
+            except OSError:
+                status = 0
+            if status == 200:
+                latencies[index].append(time.perf_counter() - began)
+            else:
+                errors[index] += 1
+            sent += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    done = np.array([t for ts in latencies for t in ts]) * 1000
+    return {
+        "clients": clients,
+        "requests": int(done.size),
+        "errors": sum(errors),
+        "requests_per_second": round(done.size / elapsed, 2),
+        "p50_ms": round(float(np.percentile(done, 50)), 1) if done.size else None,
+        "p99_ms": round(float(np.percentile(done, 99)), 1) if done.size else None,
+    }
+
+
+def load_test(
+    model_dir: Path,
+    model: str,
+    pair: str,
+    data_dir: Path,
+    out_dir: Path,
+    levels: tuple[int, ...] = (1, 8, 32),
+    seconds: float = 20.0,
+    port: int = 8599,
+    max_batch_size: int = 64,
+    batch_wait_ms: float = 5.0,
+) -> Path:
+    """Measures each level in turn against one server; writes ``serve.json`` and ``serve.md``."""
+    sentences, _ = corpus.read_split(pair, "test", data_dir)
+    ceiling = round(matmul_rate(), 1)  # before the server starts: the machine alone
+    ids_model = model + IDS_SUFFIX
+    batching = ("--max-batch-size", str(max_batch_size), "--batch-wait-ms", str(batch_wait_ms))
+    server = start_server(model_dir, port, "--models", model, ids_model, *batching)
+    try:
+        status, served = request(port, f"/v1/models/{model}")
+        if status != 200:
+            raise UserError(f"the server does not serve {model}: {served.get('error')}")
+        one_level(port, model, sentences, 1, min(seconds, 3.0))  # warm-up: the first calls trace
+        rows = []
+        for clients in levels:
+            row = one_level(port, model, sentences, clients, seconds)
+            row["peak_memory_mib"] = peak_memory_mib(server.pid)
+            rows.append(row)
+            print(f"{clients} clients: {row}", flush=True)
+        stats = request(port, "/page/stats")[1]
+        sp = load_tokenizer(saved_model_dir(model_dir / model) / "assets" / "spm.model")
+        write_text(
+            out_dir / "serve-exchange.md",
+            exchange(port, model, ids_model, sentences[0], sp.encode(sentences[0])),
+        )
+    finally:
+        stop_server(server)
+    result = {
+        "model": model,
+        "version": int(served["model_version_status"][0]["version"]),
+        "pair": pair,
+        "seconds_per_level": seconds,
+        "max_batch_size": max_batch_size,
+        "batch_wait_ms": batch_wait_ms,
+        "ceiling_gflops": ceiling,
+        "cpus": os.cpu_count(),
+        "levels": rows,
+        "mean_batch": round(stats["examples"] / max(stats["batches"], 1), 2),  # over the whole run
+    }
+    write_text(out_dir / "serve.md", markdown(result))
+    return write_json(out_dir / "serve.json", result)
+
+
+def exchange(port: int, model: str, ids_model: str, sentence: str, ids: list[int]) -> str:
+    """The README's curl exchange, run: each command and the server's answer, as Markdown."""
+    greedy = {"sources": [sentence], "beam_size": 1, "length_penalty": 0.6}
+    ids_inputs = {"source_ids": [ids], "source_lengths": [len(ids)], "beam_size": 5, "length_penalty": 0.6}
+    calls = [
+        (model, {"instances": [sentence]}),
+        (model, {"signature_name": "translate", "inputs": greedy}),
+        (ids_model, {"inputs": ids_inputs}),
+    ]
+    blocks = []
+    for name, body in calls:
+        status, answer = request(port, f"/v1/models/{name}:predict", body)
+        if status != 200:
+            raise UserError(f"the server answered {status} to the README's request for {name}: {answer}")
+        command = f"curl -s -d '{json.dumps(body, ensure_ascii=False)}' \\\n    http://localhost:8501/v1/models/{name}:predict"
+        blocks.append(f"```sh\n{command}\n```\n\n```json\n{json.dumps(answer, ensure_ascii=False)}\n```\n")
+    return "\n".join(blocks)
+
+
+def markdown(result: dict) -> str:
+    intro = (
+        f"`make servebench`: `{result['model']}` (version {result['version']}) served by `nmt serve` on "
+        f"localhost, {result['cpus']} cores, `make bench` ceiling {result['ceiling_gflops']} GFLOP/s. Each "
+        f"client sends one {result['pair']} test sentence per request (beam 5) and waits for the answer, "
+        f"for {result['seconds_per_level']:g} s per level; the server merges concurrent requests into "
+        f"batches of up to {result['max_batch_size']} sentences, waiting at most {result['batch_wait_ms']:g} "
+        "ms. Peak memory is the server process's (VmHWM), over the run so far."
+    )
+    lines = [
+        intro,
+        "",
+        "| clients | requests | errors | requests/s | p50 ms | p99 ms | peak memory MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["levels"]:
+        lines.append(f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['requests_per_second']} | "
+                     f"{r['p50_ms']} | {r['p99_ms']} | {r['peak_memory_mib']} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

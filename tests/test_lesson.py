@@ -1,0 +1,71 @@
+"""The reading of a comparison: each verdict follows from the numbers, whichever way they go."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.lesson import reading, verdict
+
+
+def row(variant: str, attention: str | None, bleu: float, short: float, long: float) -> dict:
+    return {"variant": variant, "attention": attention, "test_bleu": bleu,
+            "test_bleu_by_length": {"1-10": {"sentences": 500, "bleu": short},
+                                    "21-25": {"sentences": 24, "bleu": long},
+                                    "26+": {"sentences": 2, "bleu": 90.0}}}  # fmt: skip
+
+
+def comparison(tmp_path, rows, pairs, flows):
+    path = tmp_path / "compare.json"
+    path.write_text(
+        json.dumps({"baseline": "gru_bahdanau", "variants": rows, "pairs": pairs, "gradient_flow": flows})
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("gap", "p", "expected", "said"),
+    [(2.0, 0.001, 1, "holds"), (-2.0, 0.001, 1, "contradicted"), (2.0, 0.2, 1, "not resolved"),
+     (0.3, 0.4, 0, "holds"), (-3.0, 0.001, 0, "contradicted")],
+)  # fmt: skip
+def test_a_verdict_needs_a_significant_gap_in_the_lessons_direction(gap, p, expected, said):
+    assert verdict(gap, p, expected) == said
+
+
+def test_the_reading_follows_the_numbers_where_they_agree_with_the_lesson_and_where_not(tmp_path):
+    rows = [row("rnn", None, 10.0, 12.0, 3.0), row("gru", None, 20.0, 24.0, 12.0),
+            row("gru_bahdanau", "bahdanau", 35.0, 36.0, 33.0)]  # fmt: skip
+    pairs = [{"before": "gru", "after": "gru_bahdanau", "p": 0.001},
+             {"before": "rnn", "after": "gru", "p": 0.001}]  # fmt: skip
+    flows = {"rnn": [1e-4, 1e-2], "gru": [1e-3, 1e-2], "gru_bahdanau": [2.0, 1.0]}
+    seeds = tmp_path / "seeds.json"
+    spread = {"test_bleu": {"stdev": 0.5, "min": 34.8, "max": 35.5}}
+    seeds.write_text(
+        json.dumps({"runs": [{"run": "gru_bahdanau"}, {"run": "gru_bahdanau-seed1"}], "spread": spread})
+    )
+    text = reading(comparison(tmp_path, rows, pairs, flows), seeds, tmp_path / "lesson.md").read_text()
+    assert (
+        "Attention against a single context vector: **holds**. `gru_bahdanau` 35.0 against `gru` 20.0 "
+        in text
+    )
+    assert "(+15.00, p 0.001; 30.0 times the seed standard deviation)" in text
+    assert "A gated cell against the tanh RNN: **holds**" in text
+    # 21-25 words over 1-10 (26+ has too few sentences): rnn 0.25, gru 0.5, gru_bahdanau 0.92
+    assert "Long sentences hurt a single context vector more: **holds**" in text
+    assert "`rnn` 0.25, `gru` 0.50, `gru_bahdanau` 0.92" in text
+    assert "vanishes most in the tanh RNN: **holds**" in text
+    assert "first words: **holds**" in text and "`rnn` 0.01, `gru` 0.1, `gru_bahdanau` 2" in text
+    assert "standard deviation 0.5" in text and "34.8-35.5" in text
+
+    # The same table with the numbers turned round: every verdict turns with them.
+    rows = [row("rnn", None, 25.0, 24.0, 20.0), row("gru", None, 20.0, 24.0, 22.0),
+            row("gru_bahdanau", "bahdanau", 15.0, 36.0, 3.0)]  # fmt: skip
+    flows = {"rnn": [1e-1, 1e-2], "gru": [1e-3, 1e-2], "gru_bahdanau": [1e-4, 1.0]}
+    text = reading(comparison(tmp_path, rows, pairs, flows), None, tmp_path / "lesson.md").read_text()
+    assert "Attention against a single context vector: **contradicted**" in text
+    assert "A gated cell against the tanh RNN: **contradicted**" in text
+    assert "Long sentences hurt a single context vector more: **contradicted**" in text
+    assert "vanishes most in the tanh RNN: **contradicted**" in text
+    assert "first words: **contradicted**" in text
+    assert "seed" not in text
