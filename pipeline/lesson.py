@@ -7,7 +7,8 @@ while attention gives every position a short path; Bahdanau's and Luong's attent
 equal. Each claim is checked on ``compare.json`` (the test BLEU gaps, their paired bootstrap
 p-values, BLEU by source length, the gradient-flow probe) and, when there is one, on
 ``seeds.json``, whose spread is the scale of run-to-run noise. A verdict is computed, never
-written by hand: "holds", "contradicted" or "not resolved" (p at or above ``ALPHA``).
+written by hand: "holds", "contradicted" or, for a claim that one is ahead, "not resolved" (p at
+or above ``ALPHA``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ from pipeline.files import write_text
 
 ALPHA = 0.05  # a gap with a paired bootstrap p-value below this is called significant
 MIN_BUCKET = 20  # sentences: a source-length bucket with fewer is too small to read
+# The lesson's pairs, (before, after): +1 if it says ``after`` is ahead, 0 if about equal. The report
+# stage keeps the paired bootstrap p-value of each pair in compare.json.
+CLAIMS: dict[tuple[str, str], tuple[int, str]] = {
+    ("gru", "gru_bahdanau"): (1, "Attention against a single context vector"),
+    ("lstm", "lstm_bahdanau"): (1, "Attention against a single context vector"),
+    ("rnn", "lstm"): (1, "A gated cell against the tanh RNN"),
+    ("rnn", "gru"): (1, "A gated cell against the tanh RNN"),
+    ("lstm", "gru"): (0, "LSTM against GRU, about equal"),
+    ("lstm_bahdanau", "gru_bahdanau"): (0, "LSTM against GRU under attention, about equal"),
+    ("gru_bahdanau", "gru_luong"): (0, "Luong's attention against Bahdanau's, about equal"),
+}
 
 
 def load(path: Path) -> dict:
@@ -55,18 +67,9 @@ def gap_phrase(rows: dict, pair: dict, noise: float | None) -> str:
 
 def pair_claims(report: dict, noise: float | None) -> list[str]:
     rows = {r["variant"]: r for r in report["variants"]}
-    expectations = {  # what the lesson says of each pair: +1 the second is ahead, 0 they are equal
-        ("gru", "gru_bahdanau"): (1, "Attention against a single context vector"),
-        ("lstm", "lstm_bahdanau"): (1, "Attention against a single context vector"),
-        ("rnn", "lstm"): (1, "A gated cell against the tanh RNN"),
-        ("rnn", "gru"): (1, "A gated cell against the tanh RNN"),
-        ("lstm", "gru"): (0, "LSTM against GRU, about equal"),
-        ("lstm_bahdanau", "gru_bahdanau"): (0, "LSTM against GRU under attention, about equal"),
-        ("gru_bahdanau", "gru_luong"): (0, "Luong's attention against Bahdanau's, about equal"),
-    }
     lines = []
     for pair in report.get("pairs", []):
-        expected, claim = expectations[(pair["before"], pair["after"])]
+        expected, claim = CLAIMS[(pair["before"], pair["after"])]
         gap = rows[pair["after"]]["test_bleu"] - rows[pair["before"]]["test_bleu"]
         lines.append(f"- {claim}: **{verdict(gap, pair['p'], expected)}**. {gap_phrase(rows, pair, noise)}.")
     return lines
@@ -122,7 +125,10 @@ def reading(compare_path: Path, seeds_path: Path | None, out: Path) -> Path:
     exists) as a Markdown list to ``out``; returns ``out``."""
     report = load(compare_path)
     noise = None
-    lines = [f"A gap is called significant at paired bootstrap p < {ALPHA}."]
+    lines = [
+        f"A claim that one variant is ahead holds when its gap has paired bootstrap p < {ALPHA} in that "
+        "direction; a claim that two are about equal holds when their gap is not significant."
+    ]
     if seeds_path is not None and seeds_path.is_file():
         seeds = load(seeds_path)
         spread = seeds["spread"]["test_bleu"]

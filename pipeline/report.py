@@ -17,6 +17,7 @@ from pipeline.config import make_config
 from pipeline.constants import DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY
 from pipeline.errors import UserError
 from pipeline.files import write_json, write_text
+from pipeline.lesson import CLAIMS
 from pipeline.metrics import BOOTSTRAP_SAMPLES, bleu, check_pairs, paired_bootstrap
 from pipeline.models import VARIANTS
 
@@ -25,13 +26,6 @@ LENGTH_BUCKETS = ((1, 10), (11, 15), (16, 20), (21, 25), (26, None))  # source w
 REPORT_FILES = {"test": "test.json", "greedy": "test.greedy.json", "validation": "validation.json",
                 "train": "train.json", "config": "config.json", "analysis": ANALYSIS}  # fmt: skip
 HYPOTHESES = "test.hyp.txt"
-# The lesson's comparisons, (before, after): the p-value of each pair that is in the table is kept
-# in compare.json, for the reading of the table (pipeline.lesson).
-LESSON_PAIRS = (
-    ("gru", "gru_bahdanau"), ("lstm", "lstm_bahdanau"),  # a single context vector against attention
-    ("rnn", "lstm"), ("rnn", "gru"), ("lstm", "gru"),  # the cells, without attention
-    ("lstm_bahdanau", "gru_bahdanau"), ("gru_bahdanau", "gru_luong"),  # with attention
-)  # fmt: skip
 
 
 def bucket_label(low: int, high: int | None) -> str:
@@ -214,10 +208,10 @@ def p_values(hypotheses: dict[str, list[str]], baseline: str, references: list[s
 
 
 def lesson_pairs(hypotheses: dict[str, list[str]], references: list[str]) -> list[dict]:
-    """Each of ``LESSON_PAIRS`` whose two variants are both there: test BLEU gap (after - before)
-    is read from the rows; here its paired bootstrap p-value."""
+    """Each of the lesson's pairs (``pipeline.lesson.CLAIMS``) whose two variants are both there,
+    with the paired bootstrap p-value of its test BLEU gap."""
     pairs = []
-    for before, after in LESSON_PAIRS:
+    for before, after in CLAIMS:
         if before in hypotheses and after in hypotheses:
             p = paired_bootstrap(hypotheses[before], {after: hypotheses[after]}, references)[after]
             pairs.append({"before": before, "after": after, "p": p})

@@ -78,7 +78,7 @@ def test_a_missing_or_corrupt_input_is_reported_before_tensorflow_loads(tmp_path
 
 
 def test_missing_stage_is_a_usage_error(tmp_path):
-    assert_one_line_usage_error(pipeline_cli(cwd=tmp_path), "required: stage", "see pipeline --help")
+    assert_one_line_usage_error(pipeline_cli(cwd=tmp_path), "required: STAGE", "see nmt --help")
 
 
 def test_unknown_pair_fails_with_a_clear_message(tmp_path):
