@@ -207,7 +207,7 @@ membench: $(INSTALLED)
 # page of docs/), each between its markers. An entry is marker:source:destination; a source not
 # made yet is skipped, and a destination without the marker is an error.
 README_TABLES = timings:reports/timings.md:README.md \
-	converge:reports/de-en/converge/compare.md:README.md seeds:reports/de-en/converge/seeds.md:README.md \
+	converge:reports/de-en/converge/summary.md:README.md seeds:reports/de-en/converge/seeds.md:README.md \
 	lesson:reports/de-en/converge/lesson.md:README.md \
 	serve-exchange:$(BENCH_DIR)/serve-exchange.md:README.md \
 	full-de-en:reports/de-en/full/compare.md:docs/results.md full-en-de:reports/en-de/full/compare.md:docs/results.md \
@@ -217,6 +217,7 @@ README_TABLES = timings:reports/timings.md:README.md \
 # The converge table's reading against the lesson, written from its numbers and the seed spread.
 LESSON_DIR = reports/de-en/converge
 readme: $(INSTALLED)
+	@$(PYTHON) -m pipeline.timings --table --out-dir reports >/dev/null
 	@test ! -f $(LESSON_DIR)/compare.json || $(PIPELINE) lesson --compare $(LESSON_DIR)/compare.json \
 		--seeds $(LESSON_DIR)/seeds.json --out $(LESSON_DIR)/lesson.md
 	@$(foreach t,$(README_TABLES),test ! -f $(word 2,$(subst :, ,$(t))) || \

@@ -129,6 +129,19 @@ def markdown_table(
     return "\n".join(lines)
 
 
+def compact_table(rows: list[dict], baseline: str) -> str:
+    """The README's view of the table: the scores that compare the variants, and what each cost."""
+    header = ["variant", "attention", "test BLEU", f"p vs `{baseline}`", "test BLEU greedy", "val BLEU",
+              "train min", "ceiling GFLOP/s"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [f"`{r['variant']}`", r["attention"] or "-", bleu_cell(r), p_cell(r["p_vs_baseline"]),
+                 r["test_bleu_greedy"], r["val_bleu"], f"{r['train_seconds'] / 60:.1f}",
+                 ceiling_cell(r.get("ceiling_gflops", []))]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def gradient_table(flows: dict[str, list[float]]) -> str:
     """The gradient-flow probe in numbers: mean |d loss / d h_t| at the first, middle and last
     source position, and first over last (below 1: a sentence's start gets less than its end)."""
@@ -228,8 +241,8 @@ def compare(
     baseline: str = "gru_bahdanau",
     corpus_name: str = DEFAULT_CORPUS,
 ) -> Path:
-    """Writes compare.json, compare.md and the figures to ``out_dir`` from the report folders
-    ``reports_dir/<variant>`` alone; returns compare.json.
+    """Writes compare.json, compare.md, summary.md (its compact view, for the README) and the
+    figures to ``out_dir`` from the report folders ``reports_dir/<variant>`` alone; returns compare.json.
 
     p-values compare each variant with ``baseline``, or with the first variant if it is not one of them.
     """
@@ -263,6 +276,7 @@ def compare(
         rows, pair, preset, len(sources), baseline, corpus_title, split_title, cfg.train.length_penalties
     )
     write_text(out_dir / "compare.md", table + "\n" + gradient_table(flows))
+    write_text(out_dir / "summary.md", compact_table(rows, baseline))
     plots.plot_bleu_by_variant(rows, out_dir / "bleu_by_variant.png")
     plots.plot_bleu_by_length(rows, out_dir / "bleu_by_length.png")
     plots.plot_gradient_flow(flows, out_dir / "gradient_flow.png")

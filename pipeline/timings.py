@@ -5,8 +5,9 @@
 runs the command, and adds its minutes, the machine's ``make bench`` ceiling (measured just
 before, alone) and its processor to ``reports/timings.json``, one row per label and kind of
 machine (AVX-512 or not), the newest kept; ``reports/timings.md`` is the table ``make readme``
-puts under the README's two commands. ``make all``'s row is summed from the committed quick
-reports instead (training and translation of every variant): one full run takes an hour or more.
+puts under the README's two commands (``--table`` writes it again without timing anything, as
+``make readme`` does). ``make all``'s row is summed from the committed quick reports instead
+(training and translation of every variant): one full run takes an hour or more.
 """
 
 from __future__ import annotations
@@ -75,12 +76,29 @@ def record(label: str, command: list[str], out_dir: Path) -> int:
     }
     rows = [r for r in rows if (r["label"], r["avx512"]) != (label, row["avx512"])] + [row]
     write_json(path, {"rows": rows})
-    write_text(out_dir / "timings.md", markdown(rows, quick_row()))
+    table(out_dir)
     return 0
 
 
+def table(out_dir: Path) -> Path:
+    """timings.md again from timings.json (if any) and the committed quick reports."""
+    path = out_dir / "timings.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    return write_text(out_dir / "timings.md", markdown(rows, quick_row()))
+
+
 def markdown(rows: list[dict], quick: dict | None) -> str:
-    lines = ["| command | minutes | ceiling GFLOP/s | processor | measured |", "|---|---|---|---|---|"]
+    intro = (
+        "How long they take, with the `make bench` ceiling of the machine that measured it (a slower "
+        "ceiling, a longer time): `make timings` times `make test`; `make all`'s training and "
+        "translation are summed from the committed quick run."
+    )
+    lines = [
+        intro,
+        "",
+        "| command | minutes | ceiling GFLOP/s | processor | measured |",
+        "|---|---|---|---|---|",
+    ]
     for r in [*([quick] if quick else []), *sorted(rows, key=lambda r: (r["label"], r["ceiling_gflops"]))]:
         kind = "" if r["avx512"] is None else (" (AVX-512)" if r["avx512"] else " (AVX2)")
         cells = [r["label"], r["minutes"], r["ceiling_gflops"], f"{r['cpu']}{kind}", r["date"] or "-"]
@@ -90,9 +108,15 @@ def markdown(rows: list[dict], quick: dict | None) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Time a command and record it in reports/timings.{json,md}.")
-    parser.add_argument("--label", required=True, help='what the README calls it, e.g. "make test"')
+    parser.add_argument("--label", help='what the README calls it, e.g. "make test"')
+    parser.add_argument("--table", action="store_true", help="only write timings.md again, timing nothing")
     parser.add_argument("--out-dir", type=Path, default=Path("reports"), help="where timings.{json,md} go")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to time")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    sys.exit(record(args.label, command, args.out_dir))
+    if args.table:
+        print(table(args.out_dir))
+    elif not (args.label and command):
+        parser.error("give --label and, after --, the command to time (or --table)")
+    else:
+        sys.exit(record(args.label, command, args.out_dir))

@@ -149,3 +149,78 @@ def tiny_run(spm_model, tmp_path_factory) -> Path:
     shutil.copyfile(spm_model, run_dir / TOKENIZER)
     model.save_weights(run_dir / BEST_WEIGHTS)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def exported_tiny(tiny_run, tmp_path_factory) -> Path:
+    """The tiny run exported once, for the tests that only read or load it: the text servable's
+    version folder, ``<dir>/gru_bahdanau/1`` (the ids servable beside it, ``gru_bahdanau-ids/1``)."""
+    from pipeline.export import export
+
+    return export(tiny_run, tmp_path_factory.mktemp("exported") / "gru_bahdanau")
+
+
+@dataclass(frozen=True)
+class Served:
+    port: int
+    models: Path  # the folder served: gru_bahdanau, gru_bahdanau-ids and gru
+
+
+@pytest.fixture(scope="session")
+def served(exported_tiny, spm_model, tmp_path_factory):
+    """``make serve`` over three tiny models: gru_bahdanau and its ids servable (a copy of
+    ``exported_tiny``) and gru, a single context vector. Stopped with Ctrl-C (SIGINT) at the end."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import keras
+
+    from pipeline.config import make_config, save_config
+    from pipeline.export import export
+    from pipeline.models import build_model
+    from pipeline.serving.load import request
+    from pipeline.tokenizer import load_tokenizer
+    from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
+
+    models = tmp_path_factory.mktemp("served")
+    for name in ("gru_bahdanau", "gru_bahdanau-ids"):
+        shutil.copytree(exported_tiny.parent.parent / name, models / name)
+    single = tmp_path_factory.mktemp("gru_run")
+    cfg = make_config("tiny", variant="gru")
+    keras.utils.set_random_seed(0)
+    build_model(cfg.model, load_tokenizer(spm_model).vocab_size()).save_weights(single / BEST_WEIGHTS)
+    save_config(cfg, single / CONFIG)
+    shutil.copyfile(spm_model, single / TOKENIZER)
+    export(single, models / "gru")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    installed = tmp_path_factory.mktemp("make") / "installed"
+    installed.touch()  # this interpreter's environment is the installed one
+    variables = [
+        f"SAVED_DIR={models}",
+        f"SERVE_PORT={port}",
+        f"PYTHON={sys.executable}",
+        f"INSTALLED={installed}",
+    ]
+    log = installed.with_name("serve.log")
+    with log.open("w") as out:
+        command = ["make", "--no-print-directory", "serve", *variables]
+        make = subprocess.Popen(
+            command, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if request(port, "/page/models", timeout=2)[0] == 200:
+                break
+        except OSError:
+            assert make.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+    yield Served(port, models)
+    os.killpg(make.pid, signal.SIGINT)  # Ctrl-C, to make and the server it started
+    make.wait(30)

@@ -114,10 +114,10 @@ def signature_op_types(model_dir, signature: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    """The tiny run exported once, for the tests that only read or load it: the text servable's
-    version folder (the ids servable is beside it, at ids_base)."""
-    return export(tiny_run, tmp_path_factory.mktemp("exported") / "gru_bahdanau")
+def exported(exported_tiny):
+    """The tiny run's export (conftest), for the tests that only read or load it: the text
+    servable's version folder (the ids servable is beside it, at ids_base)."""
+    return exported_tiny
 
 
 def test_versions_grow_and_nothing_is_left_staged(tiny_run, tmp_path):

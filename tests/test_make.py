@@ -105,7 +105,7 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     assert "-m pipeline train" not in again.stdout and "| `gru_bahdanau` |" in again.stdout
     rebuilt = {p.name: p.read_bytes() for p in (tmp_path / "compare").iterdir()}
     assert rebuilt.keys() == built.keys()
-    for name in ("compare.md", "compare.json"):
+    for name in ("compare.md", "compare.json", "summary.md"):
         assert rebuilt[name] == built[name], name
     subset = make("report", tmp_path, shared_corpus, VARIANTS="gru", COMPARE_DIR=tmp_path / "subset")
     assert subset.returncode == 0, subset.stderr[-3000:]

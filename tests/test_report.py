@@ -8,7 +8,7 @@ import pytest
 from pipeline import plots
 from pipeline.errors import UserError
 from pipeline.readme import splice_readme
-from pipeline.report import bleu_by_length, gradient_table, markdown_table
+from pipeline.report import bleu_by_length, compact_table, gradient_table, markdown_table
 
 
 def test_bleu_by_length_scores_each_bucket_on_its_own_sentences():
@@ -55,6 +55,19 @@ def test_markdown_table_has_one_row_per_variant_with_its_numbers():
     assert "| **20.5** ± 0.85 | 21.25 | 49.0 | 0.001 | 0.6 |" in rendered[0]
     assert "1-10: 5, 11+: 7" in table
     assert "Every variant stopped by early stopping or its epoch limit (early stopping: `gru`, " in table
+
+
+def test_the_compact_table_keeps_the_scores_and_the_cost_of_each_row():
+    rows = [row("gru", None, 20.5, p=0.0009765), row("gru_bahdanau", "bahdanau", 31.25)]
+    lines = compact_table(rows, "gru_bahdanau").splitlines()
+    header = (
+        "| variant | attention | test BLEU | p vs `gru_bahdanau` | test BLEU greedy | val BLEU | train min |"
+    )
+    assert lines[0] == header + " ceiling GFLOP/s |"
+    assert lines[2] == "| `gru` | - | **20.5** ± 0.85 | 0.001 | 20.0 | 21.5 | 5.0 | 365.4-373.1 |"
+    assert (
+        lines[3] == "| `gru_bahdanau` | bahdanau | **31.25** ± 0.85 | - | 30.75 | 32.25 | 5.0 | 365.4-373.1 |"
+    )
 
 
 def test_markdown_table_says_whether_the_length_penalty_was_tuned():

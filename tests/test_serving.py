@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.export import export
-from pipeline.serving.load import request, start_server, stop_server
+from pipeline.serving.load import request
 from pipeline.tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,32 +24,17 @@ SOURCES = ["Ein Hund läuft über eine Wiese.", "Zwei Kinder spielen im Sand."]
 NAME = "gru_bahdanau"  # the README's model name: its curl exchange runs here unchanged
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def server(served) -> int:
+    """The port of ``make serve`` over the tiny models (conftest's ``served``)."""
+    return served.port
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_run, tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("served")
-    export(tiny_run, base / NAME)  # gru_bahdanau/1 (text) and gru_bahdanau-ids/1
-    return base
-
-
-@pytest.fixture(scope="module")
-def server(model_dir):
-    port = free_port()
-    process = start_server(model_dir, port, "--poll-seconds", "0.5", "--batch-wait-ms", "20")
-    yield port
-    stop_server(process)
-
-
-@pytest.fixture(scope="module")
-def local(model_dir):
+def local(served):
     """The same SavedModels loaded here: what the server must answer."""
-    return tf.saved_model.load(str(model_dir / NAME / "1")), tf.saved_model.load(
-        str(model_dir / f"{NAME}-ids" / "1")
+    return tf.saved_model.load(str(served.models / NAME / "1")), tf.saved_model.load(
+        str(served.models / f"{NAME}-ids" / "1")
     )
 
 
@@ -223,8 +204,9 @@ def test_concurrent_requests_are_batched_and_answered_as_if_alone(server):
     assert after["batches"] - before["batches"] < 16  # some of them shared a call
 
 
-def test_a_new_version_is_served_once_it_appears(server, model_dir, tiny_run):
-    export(tiny_run, model_dir / NAME)  # version 2, written aside and renamed into place
+def test_a_new_version_is_served_once_it_appears(served, tiny_run):
+    server = served.port
+    export(tiny_run, served.models / NAME)  # version 2, written aside and renamed into place
     deadline = time.monotonic() + 60
     while request(server, f"/v1/models/{NAME}")[1]["model_version_status"][0]["version"] != "2":
         assert time.monotonic() < deadline, "version 2 was not picked up within 60 s"
@@ -250,34 +232,13 @@ def shape(value):
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
-def test_the_readmes_curl_exchange_runs_against_make_serve(model_dir, tmp_path):
+def test_the_readmes_curl_exchange_runs_against_make_serve(server):
+    # conftest's server is `make serve`; the README's commands run against it as they are written.
     exchange = readme_exchange()
     assert len(exchange) >= 2 and {c[-1].split("/v1/models/")[1].split(":")[0] for c, _ in exchange} == {
         NAME, f"{NAME}-ids"}  # fmt: skip
-    port = free_port()
-    (tmp_path / "installed").touch()  # this interpreter's environment is the installed one
-    variables = [f"SAVED_DIR={model_dir}", f"SERVE_PORT={port}", f"PYTHON={sys.executable}",
-                 f"INSTALLED={tmp_path / 'installed'}"]  # fmt: skip
-    command = ["make", "--no-print-directory", "serve", *variables]
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        make = subprocess.Popen(
-            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if request(port, "/page/models", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                assert make.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.5)
-        for command, shown in exchange:
-            command = [a.replace("localhost:8501", f"localhost:{port}") for a in command]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-            answer = json.loads(result.stdout)
-            assert shape(answer) == shape(shown), (command, answer)
-    finally:
-        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C, to make and the server it started
-        make.wait(30)
+    for command, shown in exchange:
+        command = [a.replace("localhost:8501", f"localhost:{server}") for a in command]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        answer = json.loads(result.stdout)
+        assert shape(answer) == shape(shown), (command, answer)

@@ -3,16 +3,13 @@ import io
 import pytest
 
 from pipeline.evaluate import load_translator, translate_all
-from pipeline.export import export
 from pipeline.translate import translate_stream
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    """The base directory of one exported tiny model."""
-    base = tmp_path_factory.mktemp("saved") / "tiny"
-    export(tiny_run, base)
-    return base
+def exported(exported_tiny):
+    """The base directory of the tiny run's export (conftest)."""
+    return exported_tiny.parent
 
 
 def run(model, text: str, batch_size: int = 64) -> tuple[int, list[str]]:

@@ -107,12 +107,14 @@ def one_level(port: int, model: str, sentences: list[str], clients: int, seconds
             sent += 1
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    before = request(port, "/page/stats")[1]
     began = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - began
+    after = request(port, "/page/stats")[1]
     done = np.array([t for ts in latencies for t in ts]) * 1000
     return {
         "clients": clients,
@@ -121,6 +123,10 @@ def one_level(port: int, model: str, sentences: list[str], clients: int, seconds
         "requests_per_second": round(done.size / elapsed, 2),
         "p50_ms": round(float(np.percentile(done, 50)), 1) if done.size else None,
         "p99_ms": round(float(np.percentile(done, 99)), 1) if done.size else None,
+        # sentences per call of the model: how much the batcher merged at this load
+        "mean_batch": round(
+            (after["examples"] - before["examples"]) / max(after["batches"] - before["batches"], 1), 1
+        ),
     }
 
 
@@ -153,7 +159,6 @@ def load_test(
             row["peak_memory_mib"] = peak_memory_mib(server.pid)
             rows.append(row)
             print(f"{clients} clients: {row}", flush=True)
-        stats = request(port, "/page/stats")[1]
         sp = load_tokenizer(saved_model_dir(model_dir / model) / "assets" / "spm.model")
         write_text(
             out_dir / "serve-exchange.md",
@@ -171,7 +176,6 @@ def load_test(
         "ceiling_gflops": ceiling,
         "cpus": os.cpu_count(),
         "levels": rows,
-        "mean_batch": round(stats["examples"] / max(stats["batches"], 1), 2),  # over the whole run
     }
     write_text(out_dir / "serve.md", markdown(result))
     return write_json(out_dir / "serve.json", result)
@@ -203,15 +207,17 @@ def markdown(result: dict) -> str:
         f"client sends one {result['pair']} test sentence per request (beam 5) and waits for the answer, "
         f"for {result['seconds_per_level']:g} s per level; the server merges concurrent requests into "
         f"batches of up to {result['max_batch_size']} sentences, waiting at most {result['batch_wait_ms']:g} "
-        "ms. Peak memory is the server process's (VmHWM), over the run so far."
+        "ms (sentences per call: how many it merged). Peak memory is the server process's (VmHWM), over the "
+        "run so far."
     )
     lines = [
         intro,
         "",
-        "| clients | requests | errors | requests/s | p50 ms | p99 ms | peak memory MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| clients | requests | errors | requests/s | p50 ms | p99 ms | sentences per call | peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    keys = ("clients", "requests", "errors", "requests_per_second", "p50_ms", "p99_ms", "mean_batch",
+            "peak_memory_mib")  # fmt: skip
     for r in result["levels"]:
-        lines.append(f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['requests_per_second']} | "
-                     f"{r['p50_ms']} | {r['p99_ms']} | {r['peak_memory_mib']} |")  # fmt: skip
+        lines.append("| " + " | ".join(str(r[k]) for k in keys) + " |")
     return "\n".join(lines) + "\n"

@@ -75,7 +75,7 @@ def tensor_infos(specs: dict, names: dict[str, str]) -> dict[str, TensorInfo]:
 
 
 def load_servable(name: str, path: Path) -> Servable:
-    """Loads one version; a ServingError-free UserError when it is not a readable SavedModel."""
+    """Loads one version of a model; a UserError when it is not a readable SavedModel."""
     try:
         module = tf.saved_model.load(str(path))
     except (OSError, ValueError, tf.errors.OpError) as error:
