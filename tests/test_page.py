@@ -10,7 +10,7 @@ from pipeline.serving.load import request
 
 pytestmark = pytest.mark.skipif(
     not browsers_installed(),
-    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+    reason="no Chromium: apt-get install chromium chromium-driver (Debian; .ci/run does)",
 )
 SENTENCE = "Ein Hund läuft über eine Wiese."
 
