@@ -130,6 +130,7 @@ SEED_VARIANT ?= gru_bahdanau
 SEED_RUNS = $(SEED_VARIANT) $(foreach s,$(SEEDS),$(SEED_VARIANT)-seed$(s))
 seeds: $(REPORTS_DIR)/seeds.json
 	@cat $(REPORTS_DIR)/seeds.md
+.PRECIOUS: $(RUNS_DIR)/$(SEED_VARIANT)-seed%/train.json
 $(RUNS_DIR)/$(SEED_VARIANT)-seed%/train.json: $(TOKENIZER)
 	$(PIPELINE) train --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --variant $(SEED_VARIANT) --set train.seed=$* \
 		--set data.seed=$* --data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(@D)

@@ -29,8 +29,7 @@ from pipeline.config import load_config
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, IDS_SUFFIX, PAD_ID, UNK_ID
 from pipeline.errors import UserError
 from pipeline.files import latest_version, replace_dir
-from pipeline.models import build_model
-from pipeline.models.seq2seq import Seq2Seq
+from pipeline.models import Model, build_model
 from pipeline.models.transformer import Transformer
 from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
@@ -51,7 +50,7 @@ SOURCE_IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 SOURCE_LENGTHS = tf.TensorSpec([None], tf.int32, name="source_lengths")
 
 
-def memory_bound(model: Seq2Seq | Transformer) -> int:
+def memory_bound(model: Model) -> int:
     """Bytes one request may add to the server's memory, at most (docs/faults.md).
 
     Per row and source piece, float32: the encoder states and the attention keys (the
@@ -71,7 +70,7 @@ class IdTranslator(tf.Module):
     """Ids in, ids out: the model and beam search, nothing outside core TensorFlow."""
 
     def __init__(
-        self, model: Seq2Seq, sentencepiece_model: Path, length_penalty: float = DEFAULT_LENGTH_PENALTY
+        self, model: Model, sentencepiece_model: Path, length_penalty: float = DEFAULT_LENGTH_PENALTY
     ):
         super().__init__()
         self.model = model
@@ -134,7 +133,7 @@ class Translator(IdTranslator):
     """Text in, text out: tokenize, search, detokenize, all in the graph."""
 
     def __init__(
-        self, model: Seq2Seq, sentencepiece_model: Path, length_penalty: float = DEFAULT_LENGTH_PENALTY
+        self, model: Model, sentencepiece_model: Path, length_penalty: float = DEFAULT_LENGTH_PENALTY
     ):
         super().__init__(model, sentencepiece_model, length_penalty)
         self.tokenizer = tf_text.SentencepieceTokenizer(

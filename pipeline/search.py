@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.models import Model
 from pipeline.models.lengths import max_output_lengths
-from pipeline.models.seq2seq import Seq2Seq
 
 NEVER = (PAD_ID, BOS_ID)  # ids the decoder must never emit
 
@@ -37,7 +37,7 @@ def length_penalty(lengths, alpha):
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
-def greedy_search(model: Seq2Seq, source, max_length=None, return_alignments: bool = False) -> Hypotheses:
+def greedy_search(model: Model, source, max_length=None, return_alignments: bool = False) -> Hypotheses:
     """The most likely token at each step until EOS: beam search with one beam, alpha 0."""
     return beam_search(model, source, 1, 0.0, max_length, return_alignments)
 
@@ -62,7 +62,7 @@ class Beams(NamedTuple):
 
 
 def beam_search(
-    model: Seq2Seq, source, beam_size=5, alpha=0.6, max_length=None, return_alignments: bool = False
+    model: Model, source, beam_size=5, alpha=0.6, max_length=None, return_alignments: bool = False
 ) -> Hypotheses:
     """The ``beam_size`` best partial translations kept at every step, the best one returned.
 
@@ -95,7 +95,7 @@ def best_hypotheses(found: Beams, beam_size, alpha, return_alignments: bool = Fa
 
 
 def search_beams(
-    model: Seq2Seq, source, beam_size=5, max_length=None, return_alignments: bool = False
+    model: Model, source, beam_size=5, max_length=None, return_alignments: bool = False
 ) -> Beams:
     """Beam search up to the choice of a winner: ``beam_search``'s arguments, without ``alpha``."""
     batch, k = tf.shape(source)[0], beam_size
@@ -156,7 +156,7 @@ def search_beams(
     return Beams(tf.where(is_token, sequences, PAD_ID), lengths, scores, ended, history)
 
 
-def compile_search(model: Seq2Seq) -> Callable:
+def compile_search(model: Model) -> Callable:
     """Beam search traced once for any batch, beam size and set of length penalties, one search
     for all of them: ``search(source (batch, src_len) int32, beam_size, alphas (n,) float32) ->
     (ids (n, batch, out_len), lengths (n, batch))``, the winners under each penalty."""

@@ -114,6 +114,16 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     ] == ["gru"]
 
 
+def test_make_deletes_no_run_of_a_finished_target(tmp_path):
+    # A run's train.json that only a pattern rule names is an intermediate to make: deleted when the
+    # target is built (a line "rm ...train.json" in the plan), and trained again by the next make.
+    for target in ("all", "seeds", "tune"):
+        plan = make(target, tmp_path, tmp_path / "corpus", MAKEFLAGS="--dry-run")
+        assert plan.returncode == 0, plan.stderr[-3000:]
+        assert "-m pipeline train" in plan.stdout, target
+        assert not [line for line in plan.stdout.splitlines() if line.startswith("rm ")], target
+
+
 @pytest.mark.slow
 def test_a_reversed_direction_prepares_trains_and_exports(tmp_path, shared_corpus):
     # The data, tokenizer, run and SavedModel names carry the pair.

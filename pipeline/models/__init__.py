@@ -21,8 +21,10 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
 
 assert tuple(VARIANTS) == VARIANT_NAMES, "pipeline.constants.VARIANT_NAMES names the variants built here"
 
+Model = Seq2Seq | Transformer  # what search, export and the probe take: encode, then decode_step
 
-def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Seq2Seq | Transformer:
+
+def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Model:
     """A built (weights created) model for ``cfg.variant``; ``fused=False`` is the plain Keras path
     of the recurrent variants."""
     if cfg.variant not in VARIANTS:

@@ -90,31 +90,22 @@ def attention(model_dim: int, heads: int, name: str) -> Attention:
     return Attention(heads, model_dim // heads, name=name)  # its own dropout off: residual dropout instead
 
 
-@keras.saving.register_keras_serializable(package="pipeline")
-class EncoderLayer(keras.layers.Layer):
+class SubLayers(keras.layers.Layer):
+    """What an encoder and a decoder layer share: their sizes and the feed-forward sub-layer."""
+
     def __init__(self, model_dim: int, heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.model_dim, self.heads, self.ff_dim, self.dropout = model_dim, heads, ff_dim, dropout
-        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
-        self.self_attention = attention(model_dim, heads, "self_attention")
         self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="ff_norm")
         self.feed_forward = FeedForward(model_dim, ff_dim, name="feed_forward")
-        self.attention_dropout = keras.layers.Dropout(dropout, name="attention_dropout")
         self.ff_dropout = keras.layers.Dropout(dropout, name="ff_dropout")
 
     def build(self, input_shape):
-        for norm in (self.attention_norm, self.ff_norm):
-            norm.build(input_shape)
-        self.self_attention.build(input_shape, input_shape)
+        self.ff_norm.build(input_shape)
         self.feed_forward.build(input_shape)
 
-    def call(self, x, source_mask, training=False):
-        """x (batch, S, model_dim); source_mask (batch, S) bool, True on real pieces."""
-        h = self.attention_norm(x)
-        k, v = self.self_attention.keys_values(h)
-        every = source_mask[:, None, :] & tf.ones_like(source_mask)[:, :, None]  # (batch, S, S)
-        out, _ = self.self_attention.attend(h, k, v, every)
-        x = x + self.attention_dropout(out, training=training)
+    def feed_forward_residual(self, x, training):
+        """x (batch, T, model_dim) plus the pre-normed feed-forward of it."""
         return x + self.ff_dropout(self.feed_forward(self.ff_norm(x)), training=training)
 
     def get_config(self):
@@ -123,26 +114,44 @@ class EncoderLayer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
-class DecoderLayer(keras.layers.Layer):
+class EncoderLayer(SubLayers):
     def __init__(self, model_dim: int, heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.model_dim, self.heads, self.ff_dim, self.dropout = model_dim, heads, ff_dim, dropout
+        super().__init__(model_dim, heads, ff_dim, dropout, **kwargs)
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
+        self.self_attention = attention(model_dim, heads, "self_attention")
+        self.attention_dropout = keras.layers.Dropout(dropout, name="attention_dropout")
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.attention_norm.build(input_shape)
+        self.self_attention.build(input_shape, input_shape)
+
+    def call(self, x, source_mask, training=False):
+        """x (batch, S, model_dim); source_mask (batch, S) bool, True on real pieces."""
+        h = self.attention_norm(x)
+        k, v = self.self_attention.keys_values(h)
+        every = source_mask[:, None, :] & tf.ones_like(source_mask)[:, :, None]  # (batch, S, S)
+        out, _ = self.self_attention.attend(h, k, v, every)
+        return self.feed_forward_residual(x + self.attention_dropout(out, training=training), training)
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class DecoderLayer(SubLayers):
+    def __init__(self, model_dim: int, heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
+        super().__init__(model_dim, heads, ff_dim, dropout, **kwargs)
         self.self_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="self_norm")
         self.self_attention = attention(model_dim, heads, "self_attention")
         self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="cross_norm")
         self.cross_attention = attention(model_dim, heads, "cross_attention")
-        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="ff_norm")
-        self.feed_forward = FeedForward(model_dim, ff_dim, name="feed_forward")
         self.self_dropout = keras.layers.Dropout(dropout, name="self_dropout")
         self.cross_dropout = keras.layers.Dropout(dropout, name="cross_dropout")
-        self.ff_dropout = keras.layers.Dropout(dropout, name="ff_dropout")
 
     def build(self, input_shape):
-        for norm in (self.self_norm, self.cross_norm, self.ff_norm):
+        super().build(input_shape)
+        for norm in (self.self_norm, self.cross_norm):
             norm.build(input_shape)
         self.self_attention.build(input_shape, input_shape)
         self.cross_attention.build(input_shape, input_shape)
-        self.feed_forward.build(input_shape)
 
     def call(
         self, y, self_keys, self_values, self_mask, cross_keys, cross_values, cross_mask, training=False
@@ -154,11 +163,7 @@ class DecoderLayer(keras.layers.Layer):
         y = y + self.self_dropout(out, training=training)
         out, weights = self.cross_attention.attend(self.cross_norm(y), cross_keys, cross_values, cross_mask)
         y = y + self.cross_dropout(out, training=training)
-        return y + self.ff_dropout(self.feed_forward(self.ff_norm(y)), training=training), weights
-
-    def get_config(self):
-        return {**super().get_config(), "model_dim": self.model_dim, "heads": self.heads,
-                "ff_dim": self.ff_dim, "dropout": self.dropout}  # fmt: skip
+        return self.feed_forward_residual(y, training), weights
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
