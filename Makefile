@@ -4,6 +4,7 @@
 #   make evaluate PRESET=full  the best gru_bahdanau;  make evaluate VARIANT=lstm PAIR=en-de
 #   make report PRESET=converge  the comparison again from the committed report folders (VARIANTS= a subset)
 #   make seeds PRESET=converge gru_bahdanau with two more seeds: how much of a gap is noise
+#   make tune | tune-transformer  the recipe's and the Transformer schedule's evidence, on validation
 #   make bench                 training steps against the CPU's floor, translation speed
 #   make evaluate CORPUS=ted_hrlr_translate/pt_to_en PAIR=pt-en   any TFDS translation dataset
 #   make serve                 the exported models over HTTP (TensorFlow Serving's REST API), a page at :8501/
@@ -15,7 +16,7 @@
 
 CORPUS ?= multi30k
 PAIR ?= de-en
-VARIANTS ?= rnn lstm gru lstm_bahdanau gru_bahdanau gru_luong
+VARIANTS ?= rnn lstm gru lstm_bahdanau gru_bahdanau gru_luong transformer
 VARIANT ?= gru_bahdanau
 PRESET ?= quick
 
@@ -48,7 +49,7 @@ DATASET = $(if $(CORPUS_PREFIX),$(DATA_DIR)/prepared/$(CORPUS_PREFIX)dataset.txt
 TOKENIZER = $(SPM_DIR)/spm.model
 COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate compare report seeds tune bench membench serve servebench screenshot readme test timings mutate lint clean
+.PHONY: all install data tokenize train export evaluate compare report seeds tune tune-transformer bench membench serve servebench screenshot readme test timings mutate lint clean
 .DELETE_ON_ERROR:
 # Keep the runs' files that only pattern rules name (never deleted as intermediates). Not a blanket
 # .SECONDARY: that makes every target secondary, and then a missing run does not force its retrain.
@@ -157,15 +158,27 @@ TUNE_G_converge_nols = model.dropout=0.3 train.label_smoothing=0.0
 TUNE_T_converge_tie = model.tie_embeddings=true
 TUNE_RUNS ?= A_d01 B_d03 C_d03_ls D_d03_ls_tie E_d03_decay5 R_converge F_converge_d01 G_converge_nols \
 	T_converge_tie
-TUNE_ON_CONVERGE = R_converge F_converge_d01 G_converge_nols T_converge_tie
-tune_preset = $(if $(filter $(1),$(TUNE_ON_CONVERGE)),converge,quick)
+TUNE_ON_CONVERGE = R_converge F_converge_d01 G_converge_nols T_converge_tie transformer_%
+# The Transformer's schedule, a warmup to a peak rate then 1/sqrt(step) decay, on converge's budget
+# (7 epochs): peaks of 2e-3 and 5e-4 beside the 1e-3 of the converge run itself, read from its
+# committed report folder (make tune-transformer: reports/de-en/tuning/transformer/tuning.md).
+TUNE_transformer_peak2e3 = train.learning_rate=2e-3
+TUNE_transformer_peak5e4 = train.learning_rate=5e-4
+TRANSFORMER_TUNE_RUNS ?= transformer_peak2e3 transformer_peak5e4
+TUNE_WITH ?=
+tune_preset = $(if $(filter $(TUNE_ON_CONVERGE),$(1)),converge,quick)
+tune_variant = $(if $(filter transformer_%,$(1)),transformer,gru_bahdanau)
 tune: $(TUNE_OUT)/tuning.json
 	@cat $(TUNE_OUT)/tuning.md
+tune-transformer:
+	$(MAKE) tune PRESET=converge TUNE_RUNS="$(TRANSFORMER_TUNE_RUNS)" TUNE_OUT=$(TUNE_OUT)/transformer \
+		TUNE_WITH=reports/de-en/converge/transformer
 $(TUNE_DIR)/%/train.json: $(TOKENIZER)
-	$(PIPELINE) train --pair $(PAIR) --preset $(call tune_preset,$*) --variant gru_bahdanau --data-dir $(TFDS_DIR) \
-		--tokenizer $(TOKENIZER) --run-dir $(@D) $(TUNE_BASE_$(call tune_preset,$*)) $(foreach s,$(TUNE_$*),--set $(s))
-$(TUNE_OUT)/tuning.json: $(foreach r,$(TUNE_RUNS),$(TUNE_DIR)/$(r)/train.json)
-	$(PIPELINE) tuning --runs $(foreach r,$(TUNE_RUNS),$(TUNE_DIR)/$(r)) --out-dir $(TUNE_OUT)
+	$(PIPELINE) train --pair $(PAIR) --preset $(call tune_preset,$*) --variant $(call tune_variant,$*) \
+		--data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(@D) $(TUNE_BASE_$(call tune_preset,$*)) \
+		$(foreach s,$(TUNE_$*),--set $(s))
+$(TUNE_OUT)/tuning.json: $(foreach r,$(TUNE_RUNS),$(TUNE_DIR)/$(r)/train.json) $(foreach r,$(TUNE_WITH),$(r)/train.json)
+	$(PIPELINE) tuning --runs $(TUNE_WITH) $(foreach r,$(TUNE_RUNS),$(TUNE_DIR)/$(r)) --out-dir $(TUNE_OUT)
 
 # Training steps against the CPU's arithmetic floor, and translation speed: reports/bench.{json,md}
 BENCH_DIR ?= reports
@@ -212,7 +225,8 @@ README_TABLES = timings:reports/timings.md:README.md \
 	lesson:reports/de-en/converge/lesson.md:README.md \
 	serve-exchange:$(BENCH_DIR)/serve-exchange.md:README.md \
 	full-de-en:reports/de-en/full/compare.md:docs/results.md full-en-de:reports/en-de/full/compare.md:docs/results.md \
-	tuning:reports/de-en/tuning/tuning.md:docs/results.md quick:reports/de-en/quick/compare.md:docs/results.md \
+	tuning:reports/de-en/tuning/tuning.md:docs/results.md \
+	tuning-transformer:reports/de-en/tuning/transformer/tuning.md:docs/results.md quick:reports/de-en/quick/compare.md:docs/results.md \
 	bench:$(BENCH_DIR)/bench.md:docs/performance.md memory:reports/memory.md:docs/performance.md \
 	serve:$(BENCH_DIR)/serve.md:docs/serving.md
 # The converge table's reading against the lesson, written from its numbers and the seed spread.

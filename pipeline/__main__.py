@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, PAIRS
+from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, PAIRS, VARIANT_NAMES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
@@ -102,7 +102,7 @@ def build_parser() -> Parser:
     p.add_argument(
         "--variant",
         default="gru_bahdanau",
-        help="rnn, lstm, gru, lstm_bahdanau, gru_bahdanau (default), gru_luong",
+        help=", ".join(f"{v} (default)" if v == "gru_bahdanau" else v for v in VARIANT_NAMES),
     )
     data_dir(p)
     p.add_argument("--tokenizer", type=Path, required=True, help="the SentencePiece .model file")

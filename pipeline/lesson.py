@@ -4,11 +4,12 @@ The lesson makes four claims: attention beats a single context vector, most of a
 sentences; gated cells (LSTM, GRU) beat the tanh RNN, and are about equal to each other; the
 gradient reaching a sentence's first words vanishes in a tanh RNN and less so in gated cells,
 while attention gives every position a short path; Bahdanau's and Luong's attention are about
-equal. Each claim is checked on ``compare.json`` (the test BLEU gaps, their paired bootstrap
-p-values, BLEU by source length, the gradient-flow probe) and, when there is one, on
-``seeds.json``, whose spread is the scale of run-to-run noise. A verdict is computed, never
-written by hand: "holds", "contradicted" or, for a claim that one is ahead, "not resolved" (p at
-or above ``ALPHA``).
+equal. Its next chapter adds a fifth: attention alone, without recurrence (the Transformer),
+beats attention over a recurrent encoder and decoder. Each claim is checked on ``compare.json``
+(the test BLEU gaps, their paired bootstrap p-values, BLEU by source length, the gradient-flow
+probe) and, when there is one, on ``seeds.json``, whose spread is the scale of run-to-run
+noise. A verdict is computed, never written by hand: "holds", "contradicted" or, for a claim
+that one is ahead, "not resolved" (p at or above ``ALPHA``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CLAIMS: dict[tuple[str, str], tuple[int, str]] = {
     ("lstm", "gru"): (0, "LSTM against GRU, about equal"),
     ("lstm_bahdanau", "gru_bahdanau"): (0, "LSTM against GRU under attention, about equal"),
     ("gru_bahdanau", "gru_luong"): (0, "Luong's attention against Bahdanau's, about equal"),
+    ("gru_bahdanau", "transformer"): (1, "Attention without recurrence against attention over a GRU"),
 }
 
 

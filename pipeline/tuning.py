@@ -16,16 +16,22 @@ from pipeline.errors import UserError
 from pipeline.files import copy_file, write_json, write_text
 from pipeline.plots import plot_tuning_curves, read_log
 
-SETTINGS = (("model", "dropout"), ("train", "label_smoothing"), ("model", "tie_embeddings"),
-            ("model", "units"), ("train", "learning_rate"), ("train", "decay_from"))  # fmt: skip
+SETTINGS = (("model", "variant"), ("model", "dropout"), ("train", "label_smoothing"),
+            ("model", "tie_embeddings"), ("model", "units"), ("train", "learning_rate"),
+            ("train", "decay_from"), ("train", "warmup_steps"))  # fmt: skip
 HISTORY_KEYS = ("epoch", "val_bleu", "learning_rate")  # what tuning.json keeps of each epoch
 
 
+def halved(before: float, after: float) -> bool:
+    """A halving (plateau or decay), not the gentle 1/sqrt(step) decay of a warmup schedule."""
+    return after <= 0.5 * before * (1 + 1e-6)
+
+
 def halvings(history: list[dict]) -> dict:
-    """Epochs after which the learning rate went down, and the best greedy validation BLEU
+    """Epochs after which the learning rate was halved, and the best greedy validation BLEU
     before the first of them and after it."""
     pairs = zip(history, history[1:], strict=False)  # (epoch, the next one)
-    after = [r["epoch"] for r, nxt in pairs if nxt["learning_rate"] < r["learning_rate"]]
+    after = [r["epoch"] for r, nxt in pairs if halved(r["learning_rate"], nxt["learning_rate"])]
     if not after:
         return {"after_epochs": [], "best_before": None, "best_after": None}
     first = after[0]
@@ -80,6 +86,7 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
             "val_bleu_beam5": decoding.get("validation_bleu_by_length_penalty", {}),
             "length_penalty": decoding.get("length_penalty"),
             "plateau": halvings(summary["history"]),
+            # not in the table: tune runs may share the machine (their train.json has the ceiling)
             "train_minutes": round(summary["train_seconds"] / 60, 1),
             "history": [{k: h[k] for k in HISTORY_KEYS} for h in summary["history"]],
         })  # fmt: skip
@@ -94,7 +101,7 @@ def markdown(rows: list[dict]) -> str:
     names = [name for _, name in SETTINGS]
     alphas = sorted({a for r in rows for a in r["val_bleu_beam5"]}, key=float)  # every run's grid
     header = ["run", *names, "epochs", "best epoch", "val BLEU greedy, best epoch", "averaged (epochs)",
-              *[f"beam 5, lp {a}" for a in alphas], "train min"]  # fmt: skip
+              *[f"beam 5, lp {a}" for a in alphas]]  # fmt: skip
     intro = ("Validation split only (1014 sentences), sacreBLEU cased. Greedy: the search that picks the "
              "best epoch; averaged: the mean of the best checkpoints' weights; beam 5 at each length "
              "penalty: the chosen weights.")  # fmt: skip
@@ -115,8 +122,7 @@ def markdown(rows: list[dict]) -> str:
         settings = ["-" if r["settings"][n] is None else str(r["settings"][n]) for n in names]
         epochs = f"{r['epochs']} (unfinished)" if r["stopped_by"] == "unfinished" else str(r["epochs"])
         cells = [f"`{r['run']}`", *settings, epochs,
-                 str(r["best_epoch"]), str(r["val_bleu_best_epoch"]), averaged, *beams,
-                 str(r["train_minutes"])]  # fmt: skip
+                 str(r["best_epoch"]), str(r["val_bleu_best_epoch"]), averaged, *beams]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *epoch_table(rows), ""]  # the figure beside it: tuning.png
     for r in rows:
@@ -133,14 +139,14 @@ def epoch_table(rows: list[dict]) -> list[str]:
     star marks an epoch trained at a lower learning rate than the one before."""
     epochs = max(len(r["history"]) for r in rows)
     lines = [
-        "Greedy validation BLEU after each epoch (*: trained at a lower learning rate than the one before):",
+        "Greedy validation BLEU after each epoch (*: trained at half the learning rate of the one before):",
         "",
         "| run | " + " | ".join(str(e) for e in range(1, epochs + 1)) + " |",
         "|" + "---|" * (epochs + 1),
     ]
     for r in rows:
         h = r["history"]
-        cells = [f"{x['val_bleu']}{'*' if i and x['learning_rate'] < h[i - 1]['learning_rate'] else ''}"
-                 for i, x in enumerate(h)]  # fmt: skip
+        star = [bool(i) and halved(h[i - 1]["learning_rate"], x["learning_rate"]) for i, x in enumerate(h)]
+        cells = [f"{x['val_bleu']}{'*' if s else ''}" for x, s in zip(h, star, strict=True)]
         lines.append(f"| `{r['run']}` | " + " | ".join(cells + ["-"] * (epochs - len(h))) + " |")
     return lines

@@ -69,3 +69,17 @@ def test_the_reading_follows_the_numbers_where_they_agree_with_the_lesson_and_wh
     assert "vanishes most in the tanh RNN: **contradicted**" in text
     assert "first words: **contradicted**" in text
     assert "seed" not in text
+
+
+def test_the_transformer_is_read_against_attention_over_a_gru(tmp_path):
+    rows = [row("gru", None, 20.0, 24.0, 12.0), row("gru_bahdanau", "bahdanau", 35.0, 36.0, 33.0),
+            row("transformer", "multi-head", 31.5, 33.0, 30.0)]  # fmt: skip
+    pairs = [{"before": "gru_bahdanau", "after": "transformer", "p": 0.002}]
+    flows = {"gru": [1e-3, 1e-2], "gru_bahdanau": [2.0, 1.0], "transformer": [0.9, 1.0]}
+    text = reading(comparison(tmp_path, rows, pairs, flows), None, tmp_path / "lesson.md").read_text()
+    assert (
+        "- Attention without recurrence against attention over a GRU: **contradicted**. `transformer` 31.5 "
+        "against `gru_bahdanau` 35.0 (-3.50, p 0.002)." in text
+    )
+    # it counts as attention: its gradient and its long sentences are read with the attentive variants
+    assert "first words: **holds**" in text and "`transformer` 0.9" in text

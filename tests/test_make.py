@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.constants import VARIANT_NAMES
 from pipeline.tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +123,21 @@ def test_make_deletes_no_run_of_a_finished_target(tmp_path):
         assert plan.returncode == 0, plan.stderr[-3000:]
         assert "-m pipeline train" in plan.stdout, target
         assert not [line for line in plan.stdout.splitlines() if line.startswith("rm ")], target
+
+
+def test_make_all_trains_every_variant_the_registry_builds():
+    line = next(x for x in (ROOT / "Makefile").read_text().splitlines() if x.startswith("VARIANTS ?="))
+    assert tuple(line.split("?=")[1].split()) == VARIANT_NAMES
+
+
+def test_the_transformers_tune_runs_train_it_on_the_converge_budget(tmp_path):
+    plan = make("tune-transformer", tmp_path, tmp_path / "corpus", MAKEFLAGS="--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    trains = [line for line in plan.stdout.replace("\\\n", " ").splitlines() if "-m pipeline train" in line]
+    assert len(trains) == 2 and all("--preset converge --variant transformer" in t for t in trains)
+    assert "train.learning_rate=2e-3" in trains[0] and "train.learning_rate=5e-4" in trains[1]
+    # beside the converge run itself, read from its committed report folder
+    assert "--runs reports/de-en/converge/transformer runs/tune/transformer_peak2e3" in plan.stdout
 
 
 @pytest.mark.slow
