@@ -136,7 +136,7 @@ def markdown(rows: list[dict]) -> str:
 
 def epoch_table(rows: list[dict]) -> list[str]:
     """Greedy validation BLEU after every epoch of every run, so runs compare at equal epochs; a
-    star marks an epoch trained at a lower learning rate than the one before."""
+    star marks an epoch trained at half the learning rate of the one before."""
     epochs = max(len(r["history"]) for r in rows)
     lines = [
         "Greedy validation BLEU after each epoch (*: trained at half the learning rate of the one before):",
