@@ -51,11 +51,11 @@ def quick_row(quick: Path = QUICK) -> dict | None:
         ceilings += list(summary.get("ceiling_gflops", {}).values())
         for name in ("validation.json", "test.json", "test.greedy.json"):
             seconds += json.loads((folder / name).read_text()).get("translate_seconds", 0.0)
-    missing = [v for v in VARIANT_NAMES if v not in {f.name for f in folders}]
-    label = f"make all (training and translation of the {len(folders)} variants, from {quick})"
-    if missing:  # a variant newer than the committed quick run: the time is a lower bound
-        label = (f"make all (training and translation of {len(folders)} of its {len(VARIANT_NAMES)} "
-                 f"variants, from {quick}; not yet run there: {', '.join(missing)})")  # fmt: skip
+    there = {folder.name for folder in folders}
+    missing = [v for v in VARIANT_NAMES if v not in there]  # newer than the quick run: a lower bound
+    label = (f"make all (training and translation of {len(folders)} of its {len(VARIANT_NAMES)} variants, "
+             f"from {quick}; not yet run there: {', '.join(missing)})" if missing else
+             f"make all (training and translation of the {len(folders)} variants, from {quick})")  # fmt: skip
     return {"label": label,
             "minutes": round(seconds / 60, 1),
             "ceiling_gflops": f"{min(ceilings)}-{max(ceilings)}" if ceilings else None,
