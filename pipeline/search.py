@@ -137,6 +137,9 @@ def search_beams(
         finished = tf.gather(finished, parents) | tf.equal(tokens, EOS_ID) | (step + 1 >= caps)
         return step + 1, tokens, state, tf.reshape(best, [-1]), finished, sequences, history
 
+    def growing(t):  # a state's dimension empty at the start grows with the steps (the Transformer's cache)
+        return tf.TensorShape([None if d == 0 else d for d in t.shape])
+
     def cond(step, tokens, state, scores, finished, sequences, history):
         return tf.logical_not(tf.reduce_all(finished))
 
@@ -145,7 +148,7 @@ def search_beams(
         body,
         (tf.constant(0), tf.fill([batch * k], BOS_ID), state, scores, finished, sequences, history),
         shape_invariants=(
-            tf.TensorShape([]), tf.TensorShape([None]), tf.nest.map_structure(lambda t: t.shape, state),
+            tf.TensorShape([]), tf.TensorShape([None]), tf.nest.map_structure(growing, state),
             tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape([None, None]),
             tf.TensorShape([None, None, None]),
         ),

@@ -3,18 +3,21 @@
 The encoder and decoder are stacks of pre-norm layers (layer normalisation before each
 sub-layer, the residual around it; stabler on a small corpus than post-norm). One embedding
 matrix serves the source, the target and the output projection, since the SentencePiece
-vocabulary is joint; positions are sinusoidal, so nothing limits the length but the cache.
+vocabulary is joint; positions are sinusoidal, so nothing limits the length but the search's cap.
 
 The multi-head attention is Keras 3's ``MultiHeadAttention`` for its projections (``query``,
 ``key``, ``value`` and ``attention_output``, their weights and serialisation); the scaled
-dot product itself is ``attend`` below, so that training, decoding without a cache and
-decoding with one compute the very same function, and can return the weights the ``align``
-signatures and the heatmaps need (the fused kernel Keras picks otherwise returns none).
+dot product itself is ``attend`` below (and ``attend_one``, the same for one query a row), so
+that they can return the weights the ``align`` signatures and the heatmaps need (the fused
+kernel Keras picks otherwise returns none).
 
 Decoding with a cache: each decoder layer keeps the keys and values of the positions already
-written, in a buffer as long as the longest translation the search allows, so a step projects
-one new position and attends over the buffer (masked beyond the step). The encoder's keys and
-values for the cross-attention are projected once per sentence, in ``encode``.
+written, one more each step, so a step projects one new position and attends over those. The
+encoder's keys and values for the cross-attention are projected once per sentence, in ``encode``.
+A step works on rows (batch, model_dim), not on sequences of one position: its projections are
+plain 2-D products and its attention two small batched ones, much faster than the same
+arithmetic through the sequence layers (test_transformer.py checks that it decodes what the
+whole prefix recomputed decodes).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import tensorflow as tf
 from keras import ops
 
 from pipeline.constants import PAD_ID
-from pipeline.models.lengths import max_output_lengths
 
 NEG = -1e9  # a masked score: exp() of it is 0 in float32
 
@@ -53,6 +55,28 @@ def attend(query, key, value, mask):
     return tf.einsum("bhts,bshd->bthd", weights, value), weights
 
 
+def attend_one(query, key, value, mask=None):
+    """``attend`` for one query a row, as search steps ask, with the heads before the positions
+    (the layout the search's caches keep, so the products run without a transpose).
+
+    query (rows, heads, key_dim); key, value (rows, heads, S, key_dim); mask (rows, S) bool or None
+    (every position). Returns the context (rows, heads, key_dim) and the weights (rows, heads, S).
+    """
+    scores = tf.matmul(query[:, :, None, :], key, transpose_b=True) / math.sqrt(query.shape[-1])
+    if mask is not None:  # scores (rows, heads, 1, S)
+        scores = tf.where(mask[:, None, None, :], scores, NEG)
+    weights = tf.nn.softmax(scores, axis=-1)
+    return tf.matmul(weights, value)[:, :, 0, :], weights[:, :, 0, :]
+
+
+def rows_through(dense: keras.layers.EinsumDense, x):
+    """One of attention's projections applied to rows (rows, in): its kernel as one matrix,
+    (in, heads * key_dim) or (heads * key_dim, out), so a search step runs a single 2-D product."""
+    kernel = dense.kernel
+    out = tf.matmul(x, tf.reshape(kernel, [x.shape[-1], -1]))
+    return out if dense.bias is None else out + tf.reshape(dense.bias, [-1])
+
+
 @keras.saving.register_keras_serializable(package="pipeline")
 class Attention(keras.layers.MultiHeadAttention):
     """Keras' multi-head attention, its product computed by ``attend``: (output, weights)."""
@@ -65,6 +89,20 @@ class Attention(keras.layers.MultiHeadAttention):
     def keys_values(self, source):
         """(batch, S, model_dim) -> the projected keys and values, each (batch, S, heads, key_dim)."""
         return self.key_dense(source), self.value_dense(source)
+
+    def split_heads(self, x):
+        """(rows, heads * key_dim) -> (rows, heads, key_dim)."""
+        return tf.reshape(x, [-1, self.num_heads, self.key_dim])
+
+    def attend_one(self, query, key, value, mask=None):
+        """``attend`` for one position a row: query (rows, model_dim) -> (output, weights)."""
+        context, weights = attend_one(self.split_heads(rows_through(self.query_dense, query)), key, value, mask)
+        return rows_through(self.output_dense, tf.reshape(context, [-1, self.num_heads * self.key_dim])), weights
+
+    def key_value_one(self, x):
+        """(rows, model_dim) -> this position's key and value, each (rows, heads, 1, key_dim)."""
+        key, value = (self.split_heads(rows_through(d, x))[:, :, None] for d in (self.key_dense, self.value_dense))
+        return key, value
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -165,6 +203,18 @@ class DecoderLayer(SubLayers):
         y = y + self.cross_dropout(out, training=training)
         return self.feed_forward_residual(y, training), weights
 
+    def step(self, y, self_keys, self_values, cross_keys, cross_values, cross_mask):
+        """``call`` for one new position a row, in search: y (rows, model_dim) appends its key and
+        value to the cache (rows, heads, T, key_dim) and attends over all of it, then over the
+        source's (rows, heads, S, key_dim) under cross_mask (rows, S). Returns y, the caches and
+        the cross-attention weights (rows, heads, S)."""
+        normed = self.self_norm(y)
+        key, value = self.self_attention.key_value_one(normed)
+        self_keys, self_values = tf.concat([self_keys, key], axis=2), tf.concat([self_values, value], axis=2)
+        y = y + self.self_attention.attend_one(normed, self_keys, self_values)[0]
+        out, weights = self.cross_attention.attend_one(self.cross_norm(y), cross_keys, cross_values, cross_mask)
+        return self.feed_forward_residual(y + out, training=False), self_keys, self_values, weights
+
 
 @keras.saving.register_keras_serializable(package="pipeline")
 class Transformer(keras.Model):
@@ -255,51 +305,48 @@ class Transformer(keras.Model):
         return self.logits(self.decoder_norm(y)), weights
 
     def logits(self, y):
-        """The output projection is the shared embedding, transposed."""
-        return ops.matmul(y, ops.transpose(self.embedding.embeddings)) + self.output_bias
+        """(..., model_dim) -> (..., vocab): the output projection is the shared embedding,
+        transposed, as one 2-D product over every position (the transpose left to the product)."""
+        rows = tf.reshape(y, [-1, self.model_dim])
+        out = tf.matmul(rows, self.embedding.embeddings, transpose_b=True) + self.output_bias
+        return tf.reshape(out, tf.concat([tf.shape(y)[:-1], [self.vocab_size]], axis=0))
 
     def call(self, inputs, training=False):
         memory, mask = self.encode_memory(inputs["source"], training=training)
         return self.decode(inputs["target_in"], memory, mask, training=training)[0]
 
     def encode(self, source):
-        """For search: ``(source, state)``. source holds each layer's cross keys and values and the
-        mask; state holds each layer's self-attention cache (batch, cap, heads, key_dim), zeros, the
-        step (batch,) and the alignment (batch, S), the last layer's cross-attention over heads."""
+        """For search: ``(source, state)``. source holds each layer's cross keys and values
+        (batch, heads, S, key_dim) and the mask; state holds each layer's self-attention cache
+        (batch, heads, 0, key_dim), empty until the first step, and the alignment (batch, S), the
+        last layer's cross-attention over heads. Heads come before positions, as ``attend_one`` reads."""
         memory, mask = self.encode_memory(source)
         batch, src_len = tf.shape(source)[0], tf.shape(source)[1]
-        cap = tf.reduce_max(max_output_lengths(source))  # the longest translation the search allows
-        key_dim = self.model_dim // self.heads
-        encoded, state = (
-            {"mask": mask},
-            {"step": tf.zeros([batch], tf.int32), "alignment": tf.zeros([batch, src_len])},
-        )
+        empty = tf.zeros([batch, self.heads, 0, self.model_dim // self.heads])
+        encoded, state = {"mask": mask}, {"alignment": tf.zeros([batch, src_len])}
         for i, layer in enumerate(self.decoder_layers):
-            encoded[f"keys_{i}"], encoded[f"values_{i}"] = layer.cross_attention.keys_values(memory)
-            state[f"keys_{i}"] = tf.zeros([batch, cap, self.heads, key_dim])
-            state[f"values_{i}"] = tf.zeros([batch, cap, self.heads, key_dim])
+            keys, values = layer.cross_attention.keys_values(memory)  # (batch, S, heads, key_dim)
+            encoded[f"keys_{i}"], encoded[f"values_{i}"] = (tf.transpose(t, [0, 2, 1, 3]) for t in (keys, values))
+            state[f"keys_{i}"], state[f"values_{i}"] = empty, empty
         return encoded, state
 
     def decode_step(self, token_ids, state, source):
         """Search step: (batch,) previous ids -> logits (batch, vocab) and the next state.
 
-        Writes this position's keys and values into each layer's cache at ``step`` and attends
-        over the cache up to it: one new position per step, not the whole prefix."""
-        step = state["step"][0]
-        cap = tf.shape(state["keys_0"])[1]
-        y = self.embed(token_ids[:, None], start=step)  # (batch, 1, model_dim)
-        here = tf.one_hot(step, cap)[None, :, None, None]  # (1, cap, 1, 1): the position written
-        seen = (tf.range(cap) <= step)[None, None, :] & tf.ones_like(token_ids, tf.bool)[:, None, None]
-        cross = source["mask"][:, None, :]  # (batch, 1, S)
-        new = {"step": state["step"] + 1}
+        Appends this position's keys and values to each layer's cache and attends over it: one
+        new position per step, not the whole prefix. The caches grow by one position a step, so a
+        step reads (and the search's reordering copies) only the positions written so far; and a
+        step's tensors are rows (batch, model_dim), not sequences of one, so its products are 2-D."""
+        step = tf.shape(state["keys_0"])[2]  # positions written so far
+        y = self.embedding(token_ids) * math.sqrt(self.model_dim) + positions(step + 1, self.model_dim)[step]
+        new = {}
         for i, layer in enumerate(self.decoder_layers):
-            keys, values = layer.self_attention.keys_values(layer.self_norm(y))  # (batch, 1, heads, key_dim)
-            new[f"keys_{i}"] = state[f"keys_{i}"] + here * keys
-            new[f"values_{i}"] = state[f"values_{i}"] + here * values
-            y, weights = layer(y, new[f"keys_{i}"], new[f"values_{i}"], seen, source[f"keys_{i}"],
-                               source[f"values_{i}"], cross)  # fmt: skip
-        new["alignment"] = tf.reduce_mean(weights[:, :, 0, :], axis=1)  # (batch, S), over heads
-        return self.logits(self.decoder_norm(y))[:, 0, :], new
+            y, new[f"keys_{i}"], new[f"values_{i}"], weights = layer.step(
+                y, state[f"keys_{i}"], state[f"values_{i}"], source[f"keys_{i}"], source[f"values_{i}"],
+                source["mask"],
+            )  # fmt: skip
+        new["alignment"] = tf.reduce_mean(weights, axis=1)  # (batch, S), over heads
+        return self.logits(self.decoder_norm(y)), new
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "model_dim": self.model_dim,
