@@ -5,7 +5,7 @@
 #   make report PRESET=converge  the comparison again from the committed report folders (VARIANTS= a subset)
 #   make seeds PRESET=converge gru_bahdanau with two more seeds: how much of a gap is noise
 #   make tune | tune-transformer  the recipe's and the Transformer schedule's evidence, on validation
-#   make bench                 training steps against the CPU's floor, translation speed
+#   make bench | bench-transformer  training steps against the CPU's floor, translation speed
 #   make evaluate CORPUS=ted_hrlr_translate/pt_to_en PAIR=pt-en   any TFDS translation dataset
 #   make serve                 the exported models over HTTP (TensorFlow Serving's REST API), a page at :8501/
 #   make servebench            the server under 1, 8 and 32 concurrent clients: requests/s, latency, memory
@@ -49,7 +49,7 @@ DATASET = $(if $(CORPUS_PREFIX),$(DATA_DIR)/prepared/$(CORPUS_PREFIX)dataset.txt
 TOKENIZER = $(SPM_DIR)/spm.model
 COMPARE = $(COMPARE_DIR)/compare.json
 
-.PHONY: all install data tokenize train export evaluate compare report seeds tune tune-transformer bench membench serve servebench screenshot readme test timings mutate lint clean
+.PHONY: all install data tokenize train export evaluate compare report seeds tune tune-transformer bench bench-transformer membench serve servebench screenshot readme test timings mutate lint clean
 .DELETE_ON_ERROR:
 # Keep the runs' files that only pattern rules name (never deleted as intermediates). Not a blanket
 # .SECONDARY: that makes every target secondary, and then a missing run does not force its retrain.
@@ -189,6 +189,11 @@ bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/exported.txt)
 		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
 		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1)
 
+# The Transformer beside gru_bahdanau on the converge models, in one bench run (the converge runs
+# exported): reports/de-en/converge/bench/bench.{json,md}, copied into docs/performance.md.
+bench-transformer:
+	$(MAKE) bench PRESET=converge VARIANTS="gru_bahdanau transformer" BENCH_DIR=reports/de-en/converge/bench
+
 # Serve every exported model under $(SAVED_DIR) (or SERVE_MODELS) over HTTP, in TensorFlow Serving's
 # REST API, with the page at http://127.0.0.1:8501/; a new version exported meanwhile is picked up.
 SERVE_PORT ?= 8501
@@ -227,7 +232,8 @@ README_TABLES = timings:reports/timings.md:README.md \
 	full-de-en:reports/de-en/full/compare.md:docs/results.md full-en-de:reports/en-de/full/compare.md:docs/results.md \
 	tuning:reports/de-en/tuning/tuning.md:docs/results.md \
 	tuning-transformer:reports/de-en/tuning/transformer/tuning.md:docs/results.md quick:reports/de-en/quick/compare.md:docs/results.md \
-	bench:$(BENCH_DIR)/bench.md:docs/performance.md memory:reports/memory.md:docs/performance.md \
+	bench:$(BENCH_DIR)/bench.md:docs/performance.md bench-transformer:reports/de-en/converge/bench/bench.md:docs/performance.md \
+	memory:reports/memory.md:docs/performance.md \
 	serve:$(BENCH_DIR)/serve.md:docs/serving.md
 # The converge table's reading against the lesson, written from its numbers and the seed spread.
 LESSON_DIR = reports/de-en/converge
