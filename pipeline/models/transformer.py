@@ -96,13 +96,15 @@ class Attention(keras.layers.MultiHeadAttention):
 
     def attend_one(self, query, key, value, mask=None):
         """``attend`` for one position a row: query (rows, model_dim) -> (output, weights)."""
-        context, weights = attend_one(self.split_heads(rows_through(self.query_dense, query)), key, value, mask)
-        return rows_through(self.output_dense, tf.reshape(context, [-1, self.num_heads * self.key_dim])), weights
+        queries = self.split_heads(rows_through(self.query_dense, query))  # (rows, heads, key_dim)
+        context, weights = attend_one(queries, key, value, mask)
+        context = tf.reshape(context, [-1, self.num_heads * self.key_dim])
+        return rows_through(self.output_dense, context), weights
 
     def key_value_one(self, x):
         """(rows, model_dim) -> this position's key and value, each (rows, heads, 1, key_dim)."""
-        key, value = (self.split_heads(rows_through(d, x))[:, :, None] for d in (self.key_dense, self.value_dense))
-        return key, value
+        key, value = (rows_through(dense, x) for dense in (self.key_dense, self.value_dense))
+        return self.split_heads(key)[:, :, None], self.split_heads(value)[:, :, None]
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -212,7 +214,9 @@ class DecoderLayer(SubLayers):
         key, value = self.self_attention.key_value_one(normed)
         self_keys, self_values = tf.concat([self_keys, key], axis=2), tf.concat([self_values, value], axis=2)
         y = y + self.self_attention.attend_one(normed, self_keys, self_values)[0]
-        out, weights = self.cross_attention.attend_one(self.cross_norm(y), cross_keys, cross_values, cross_mask)
+        out, weights = self.cross_attention.attend_one(
+            self.cross_norm(y), cross_keys, cross_values, cross_mask
+        )
         return self.feed_forward_residual(y + out, training=False), self_keys, self_values, weights
 
 
@@ -326,7 +330,8 @@ class Transformer(keras.Model):
         encoded, state = {"mask": mask}, {"alignment": tf.zeros([batch, src_len])}
         for i, layer in enumerate(self.decoder_layers):
             keys, values = layer.cross_attention.keys_values(memory)  # (batch, S, heads, key_dim)
-            encoded[f"keys_{i}"], encoded[f"values_{i}"] = (tf.transpose(t, [0, 2, 1, 3]) for t in (keys, values))
+            encoded[f"keys_{i}"] = tf.transpose(keys, [0, 2, 1, 3])  # (batch, heads, S, key_dim)
+            encoded[f"values_{i}"] = tf.transpose(values, [0, 2, 1, 3])
             state[f"keys_{i}"], state[f"values_{i}"] = empty, empty
         return encoded, state
 
