@@ -343,7 +343,7 @@ class Transformer(keras.Model):
         step reads (and the search's reordering copies) only the positions written so far; and a
         step's tensors are rows (batch, model_dim), not sequences of one, so its products are 2-D."""
         step = tf.shape(state["keys_0"])[2]  # positions written so far
-        y = self.embedding(token_ids) * math.sqrt(self.model_dim) + positions(step + 1, self.model_dim)[step]
+        y = self.embed(token_ids[:, None], start=step)[:, 0]  # (batch, model_dim)
         new = {}
         for i, layer in enumerate(self.decoder_layers):
             y, new[f"keys_{i}"], new[f"values_{i}"], weights = layer.step(
