@@ -135,7 +135,7 @@ def plot_gradient_flow(flows: dict, out: Path) -> Path:
     for variant, flow in flows.items():
         style = "--" if "_" not in variant else "-"
         ax.semilogy(range(1, len(flow) + 1), flow, style, marker=".", label=variant)
-    ax.set_xlabel("source position (forward encoder state)")
+    ax.set_xlabel("source position (forward encoder state; the Transformer's encoder output)")
     ax.set_ylabel("mean |d loss / d h_t|")
     ax.set_title("Gradient reaching each encoder position (dashed: single context vector)")
     ax.grid(alpha=0.3, which="both")

@@ -149,8 +149,9 @@ def gradient_table(flows: dict[str, list[float]]) -> str:
     mid = (n + 1) // 2
     header = ["variant", "position 1", f"position {mid}", f"position {n}", f"position 1 / position {n}"]
     intro = (
-        f"Gradient reaching the forward encoder state at each source position (test sentences of {n} "
-        "pieces; `gradient_flow.png` draws every position): mean |d loss / d h_t| of the trained model."
+        f"Gradient reaching the forward encoder state at each source position (the Transformer's: its "
+        f"encoder's output; test sentences of {n} pieces; `gradient_flow.png` draws every position): "
+        "mean |d loss / d h_t| of the trained model."
     )
     lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant, flow in flows.items():
