@@ -8,7 +8,8 @@ Environment:
                    rate) are known in advance; everything else is the real training stage.
     PAUSE_AT       "2:3,3:3": at batch 3 of epoch 2 (1-based), write RUN_DIR.paused-2 and
                    sleep, for the test to kill the process there; once per marker.
-    SLOW_STEP      seconds to sleep after every training batch: a slower machine.
+    SLOW_STEP      seconds to sleep after every training batch: a slower machine. Each sleep adds a
+                   line to RUN_DIR.slept, for the test to count.
     LOGICAL_CPUS   "2": split the CPU into that many logical devices, before TensorFlow starts,
                    for train.strategy=mirrored.
     STEP_LOSSES    a file to write each training batch's loss to, one JSON list per epoch.
@@ -76,7 +77,10 @@ def kill_at(*point) -> None:
 
 def on_train_batch_end(self, batch, logs=None):
     step_losses[-1].append(float(logs["loss"]))
-    time.sleep(slow)
+    if slow:
+        time.sleep(slow)
+        with open(f"{run_dir}.slept", "a") as slept:
+            slept.write(f"{slow}\n")
     kill_at("batch", self.epoch, batch + 1)
     for epoch, at in pauses:
         marker = Path(f"{run_dir}.paused-{epoch}")
