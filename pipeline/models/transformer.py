@@ -34,9 +34,9 @@ from pipeline.constants import PAD_ID
 NEG = -1e9  # a masked score: exp() of it is 0 in float32
 
 
-def positions(length, dim: int):
-    """Sinusoidal position encodings (length, dim), float32."""
-    position = tf.cast(tf.range(length), tf.float32)[:, None]  # (length, 1)
+def positions(length, dim: int, start=0):
+    """Sinusoidal position encodings (length, dim) of positions start.., float32."""
+    position = tf.cast(tf.range(start, start + length), tf.float32)[:, None]  # (length, 1)
     rates = tf.constant(np.power(10000.0, -np.arange(0, dim, 2) / dim), tf.float32)  # (dim / 2,)
     angles = position * rates[None, :]
     return tf.reshape(tf.stack([tf.sin(angles), tf.cos(angles)], axis=-1), [length, dim])
@@ -284,7 +284,7 @@ class Transformer(keras.Model):
         length = tf.shape(ids)[1]
         return (
             self.embedding(ids) * math.sqrt(self.model_dim)
-            + positions(start + length, self.model_dim)[start:]
+            + positions(length, self.model_dim, start)  # a search step: its own position only
         )
 
     def encode_memory(self, source, training=False):
