@@ -65,7 +65,9 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
 
 
 def xent(y_true, y_pred):
-    return masked_cross_entropy(y_true, y_pred)
+    # y_true as Keras hands it to the loss (converted to the loss's float32): the same tensors
+    # into the same softmax kernel, which TensorFlow's graph optimizer then runs once for both
+    return masked_cross_entropy(keras.ops.convert_to_tensor(y_true, "float32"), y_pred)
 
 
 def validation_bleu(

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pipeline.constants import PAD_ID
 from pipeline.models.losses import MaskedCrossEntropy, masked_accuracy, masked_cross_entropy
@@ -54,3 +55,20 @@ def test_label_smoothing_mixes_in_the_uniform_cost():
     loss = MaskedCrossEntropy(label_smoothing=0.1)
     assert float(loss(y_true, logits)) == pytest.approx(expected, abs=1e-5)
     assert MaskedCrossEntropy.from_config(loss.get_config()).label_smoothing == 0.1
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_gradient_is_softmax_minus_the_smoothed_target(smoothing):
+    # p = softmax(log [1, 1, 2, 4]) = (1/8, 1/8, 1/4, 1/2); the reference is id 3; one real token.
+    # The target puts 1 - e on id 3 and e/4 on every id: the gradient is p - target.
+    y_true = np.array([[3, PAD_ID]], np.int32)
+    logits = np.zeros((1, 2, 4), np.float32)
+    logits[0, 0] = np.log([1, 1, 2, 4])
+    logits[0, 1] = [50.0, -50.0, -50.0, -50.0]  # padding: no gradient
+    logits = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = masked_cross_entropy(y_true, logits, smoothing)
+    target = np.full(4, smoothing / 4) + np.eye(4)[3] * (1 - smoothing)
+    expected = [np.array([1 / 8, 1 / 8, 1 / 4, 1 / 2]) - target, np.zeros(4)]
+    np.testing.assert_allclose(tape.gradient(loss, logits)[0], expected, atol=1e-6)
