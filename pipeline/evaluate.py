@@ -69,6 +69,10 @@ def translate_all(
     """Translations of ``sources``, in order, ``batch_size`` sentences per call; ``length_penalty``
     None is the model's default.
 
+    The calls take the sentences by length (of their text: the pieces are the SavedModel's), so a
+    batch pads little and its search runs as many steps as its own longest sentence needs, not
+    the longest of a batch drawn at random; the translations come back in the order given.
+
     The SavedModel lowers the beam of a request too large for its memory bound: then a line on
     stderr says so, and ``.beam_size`` of the result is the smallest beam used.
     """
@@ -76,18 +80,21 @@ def translate_all(
         length_penalty = default_length_penalty(translator)
     bar = keras.utils.Progbar(len(sources), unit_name="sentence", verbose=verbosity()) if progress else None
     beam, alpha = tf.constant(beam_size, tf.int32), tf.constant(length_penalty, tf.float32)
-    hypotheses, lowered = Translations(), 0
-    hypotheses.beam_size = beam_size
+    by_length = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # stable: ties keep their order
+    translated, lowered, smallest = [""] * len(sources), 0, beam_size
     for start in range(0, len(sources), batch_size):
-        batch = sources[start : start + batch_size]
-        out = translator.translate(tf.constant(batch), beam, alpha)
-        hypotheses += [h.decode("utf-8") for h in out["translations"].numpy()]
-        used = int(out["beam_size"].numpy().min()) if "beam_size" in out and len(batch) else beam_size
+        rows = by_length[start : start + batch_size]
+        out = translator.translate(tf.constant([sources[i] for i in rows]), beam, alpha)
+        for i, text in zip(rows, out["translations"].numpy(), strict=True):
+            translated[i] = text.decode("utf-8")
+        used = int(out["beam_size"].numpy().min()) if "beam_size" in out and rows else beam_size
         if used < beam_size:
             lowered += 1
-            hypotheses.beam_size = min(hypotheses.beam_size, used)
+            smallest = min(smallest, used)
         if bar:
-            bar.add(len(batch))
+            bar.add(len(rows))
+    hypotheses = Translations(translated)
+    hypotheses.beam_size = smallest
     if lowered:
         print(f"warning: beam {beam_size} lowered to {hypotheses.beam_size} in {lowered} batch(es) of "
               f"{batch_size} sentences, too large for the model's memory bound: use a smaller --batch-size",

@@ -89,11 +89,20 @@ def stopping_line(rows: list[dict]) -> str:
     return f"Every variant stopped by early stopping or its epoch limit ({named})."
 
 
-def penalty_phrase(penalties: tuple[float, ...]) -> str:
-    if len(penalties) == 1:
-        return f"length penalty {penalties[0]} (not tuned in this preset)"
-    grid = ", ".join(str(p) for p in penalties)
-    return f"each model's length penalty chosen on validation from {grid}"
+def penalty_phrase(penalties: tuple[float, ...] | dict[str, tuple[float, ...]]) -> str:
+    """The length penalties tried on validation: one grid for every variant, or each variant's
+    (``config.json``), grouped when runs trained under different grids sit in one table."""
+    if isinstance(penalties, dict) and len(set(penalties.values())) == 1:
+        penalties = next(iter(penalties.values()))
+    if not isinstance(penalties, dict):
+        if len(penalties) == 1:
+            return f"length penalty {penalties[0]} (not tuned in this preset)"
+        return f"each model's length penalty chosen on validation from {', '.join(map(str, penalties))}"
+    by_grid: dict[tuple[float, ...], list[str]] = {}
+    for variant, grid in penalties.items():
+        by_grid.setdefault(tuple(grid), []).append(f"`{variant}`")
+    groups = "; ".join(f"{', '.join(map(str, g))} for {', '.join(names)}" for g, names in by_grid.items())
+    return f"each model's length penalty chosen on validation ({groups})"
 
 
 def markdown_table(
@@ -104,9 +113,10 @@ def markdown_table(
     baseline: str,
     corpus_title: str = "Multi30k",
     split_title: str = "test_2016_flickr",
-    penalties: tuple[float, ...] = (DEFAULT_LENGTH_PENALTY,),
+    penalties: tuple[float, ...] | dict[str, tuple[float, ...]] = (DEFAULT_LENGTH_PENALTY,),
 ) -> str:
-    """``penalties``: the length penalties the preset tries on validation (one: not tuned)."""
+    """``penalties``: the length penalties tried on validation (one: not tuned), for every variant
+    or by variant."""
     buckets = list(rows[0]["test_bleu_by_length"])
     header = [
         "variant", "attention", "parameters", "epochs", "best epoch", "train min", "ceiling GFLOP/s",
@@ -273,9 +283,8 @@ def compare(
         "pairs": lesson_pairs({v: r["hypotheses"] for v, r in folders.items()}, references),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(
-        rows, pair, preset, len(sources), baseline, corpus_title, split_title, cfg.train.length_penalties
-    )
+    grids = {v: tuple(r["config"]["train"]["length_penalties"]) for v, r in folders.items()}
+    table = markdown_table(rows, pair, preset, len(sources), baseline, corpus_title, split_title, grids)
     write_text(out_dir / "compare.md", table + "\n" + gradient_table(flows))
     write_text(out_dir / "summary.md", compact_table(rows, baseline))
     plots.plot_bleu_by_variant(rows, out_dir / "bleu_by_variant.png")

@@ -76,6 +76,14 @@ def test_markdown_table_says_whether_the_length_penalty_was_tuned():
     assert "beam 5 and length penalty 0.6 (not tuned in this preset)" in untuned
     tuned = markdown_table(rows, "de-en", "converge", 12, "gru_bahdanau", penalties=(0.0, 0.6, 1.2))
     assert "each model's length penalty chosen on validation from 0.0, 0.6, 1.2" in tuned
+    same = {"gru": (0.0, 0.6), "gru_bahdanau": (0.0, 0.6)}  # each variant's config.json: one phrase
+    table = markdown_table(rows, "de-en", "converge", 12, "gru_bahdanau", penalties=same)
+    assert "chosen on validation from 0.0, 0.6 (greedy" in table
+    grown = {"gru": (0.0, 2.0), "transformer": (0.0, 2.0, 3.0), "gru_bahdanau": (0.0, 2.0)}
+    assert (
+        "each model's length penalty chosen on validation (0.0, 2.0 for `gru`, `gru_bahdanau`; "
+        "0.0, 2.0, 3.0 for `transformer`)"
+    ) in markdown_table(rows, "de-en", "converge", 12, "gru_bahdanau", penalties=grown)
 
 
 def test_markdown_table_names_the_runs_the_time_guard_ended():

@@ -1,6 +1,7 @@
 import io
 
 import pytest
+import tensorflow as tf
 
 from pipeline.evaluate import load_translator, translate_all
 from pipeline.translate import translate_stream
@@ -61,3 +62,24 @@ def test_a_lowered_beam_is_said_on_stderr_and_returned(exported, capsys):
     assert warning in capsys.readouterr().err
     assert translate_all(translator, ["Hund " * 300] * 128, batch_size=16, progress=False).beam_size == 5
     assert "lowered" not in capsys.readouterr().err
+
+
+class Recorder:
+    """A stand-in for the SavedModel: upper-cases each sentence and keeps the batches it was called with."""
+
+    def __init__(self):
+        self.batches = []
+
+    def translate(self, texts, beam, alpha):
+        batch = [t.decode() for t in texts.numpy()]
+        self.batches.append(batch)
+        return {"translations": tf.constant([t.upper().encode() for t in batch])}
+
+
+def test_batches_go_by_length_and_the_translations_come_back_in_the_order_given():
+    sources = ["ccc", "a", "eeeee", "bb", "dddd", "x"]
+    translator = Recorder()
+    assert translate_all(translator, sources, 5, 0.6, batch_size=2, progress=False) == [
+        "CCC", "A", "EEEEE", "BB", "DDDD", "X"
+    ]  # fmt: skip
+    assert translator.batches == [["a", "x"], ["bb", "ccc"], ["dddd", "eeeee"]]  # ties keep their order
