@@ -46,9 +46,12 @@ class ModelConfig:
     attention_units: int = 256
     dropout: float = 0.1  # on the embeddings and on the deep output (state, context, previous token)
     tie_embeddings: bool = False  # the output projection is the target embedding, transposed
-    # The transformer variant's: layers on each side, attention heads, the feed-forward inner size
-    # (embedding_dim is its model size; units and attention_units are the recurrent variants')
-    layers: int = 3
+    # The transformer variant's: encoder layers, decoder layers, attention heads, the feed-forward
+    # inner size (embedding_dim is its model size; units and attention_units are the recurrent
+    # variants'). Deep encoder, shallow decoder (Kasai et al., 2021): the encoder runs once a
+    # sentence, the decoder once an output token and beam, so the depth goes where it costs least.
+    layers: int = 6
+    decoder_layers: int = 1
     heads: int = 4
     ff_dim: int = 1024
 
@@ -233,6 +236,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "model.attention_units": (lambda v: v >= 1, "at least 1"),
     "model.dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "model.layers": (lambda v: v >= 1, "at least 1"),
+    "model.decoder_layers": (lambda v: v >= 1, "at least 1"),
     "model.heads": (lambda v: v >= 1, "at least 1"),
     "model.ff_dim": (lambda v: v >= 1, "at least 1"),
     "train.epochs": (lambda v: v >= 1, "at least 1"),
@@ -283,6 +287,8 @@ def from_dict(tree: dict[str, Any]) -> Config:
         if name not in SECTIONS or not isinstance(value, dict):
             raise ConfigError(f"unknown config section {name!r}")
         fields = {f.name: f.type for f in dataclasses.fields(SECTIONS[name])}
+        if name == "model" and "layers" in value and "decoder_layers" not in value:
+            value = {**value, "decoder_layers": value["layers"]}  # from before: as deep on each side
         checked = {}
         for key, item in value.items():
             if key not in fields:

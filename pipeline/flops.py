@@ -27,16 +27,16 @@ def transformer_flops_per_token(cfg: ModelConfig, vocab_size: int) -> dict[str, 
     """The Transformer's: per layer, the four attention projections and the feed-forward pair of
     each sub-layer, the scores and weighted sums of each attention (self-attention over pairs of
     source tokens, and of target tokens up to the current one), and the tied output projection."""
-    d, f, layers = cfg.embedding_dim, cfg.ff_dim, cfg.layers
-    per_source = layers * (8 * d * d + 4 * d * f)  # encoder: q, k, v, o and the feed-forward
-    per_source += layers * 4 * d * d  # each decoder layer's cross-attention keys and values
-    per_target = layers * (8 * d * d + 4 * d * d + 4 * d * f) + 2 * d * vocab_size  # self q k v o, cross q o
+    d, f, encoder, decoder = cfg.embedding_dim, cfg.ff_dim, cfg.layers, cfg.decoder_layers
+    per_source = encoder * (8 * d * d + 4 * d * f)  # encoder: q, k, v, o and the feed-forward
+    per_source += decoder * 4 * d * d  # each decoder layer's cross-attention keys and values
+    per_target = decoder * (8 * d * d + 4 * d * d + 4 * d * f) + 2 * d * vocab_size  # self q k v o, cross q o
     return {
         "source": per_source,
         "target": per_target,
-        "pair": layers * 4 * d,
-        "source_pair": layers * 4 * d,
-        "target_pair": layers * 4 * d,
+        "pair": decoder * 4 * d,
+        "source_pair": encoder * 4 * d,
+        "target_pair": decoder * 4 * d,
         "sentence": 0,
     }
 

@@ -40,11 +40,13 @@ def test_one_token_each_way_costs_two_flops_per_kernel_weight(variant):
 
 def test_the_transformers_count_is_two_flops_per_kernel_weight_and_its_weightless_products():
     # One token each way: every kernel multiplies once; then the tied output projection (the
-    # embedding, not a kernel) and the scores and sums of the three attentions, 4 * d each.
-    cfg = ModelConfig(variant="transformer", embedding_dim=8, ff_dim=12, layers=2, heads=2, dropout=0.0)
+    # embedding, not a kernel) and the scores and sums of the attentions, 4 * d each: one in each
+    # encoder layer, two in each decoder layer.
+    cfg = ModelConfig(variant="transformer", embedding_dim=8, ff_dim=12, layers=3, decoder_layers=2,
+                      heads=2, dropout=0.0)  # fmt: skip
     model = build_model(cfg, VOCAB)
     kernels = sum(int(w.numpy().size) for w in model.weights if "kernel" in w.path)
-    weightless = 2 * 8 * VOCAB + 3 * cfg.layers * 4 * 8
+    weightless = 2 * 8 * VOCAB + (3 + 2 * 2) * 4 * 8
     assert training_step_flops(cfg, VOCAB, [1], [1]) == TRAINING_PASSES * (2 * kernels + weightless)
 
 

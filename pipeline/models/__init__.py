@@ -31,7 +31,8 @@ def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Model:
         raise ValueError(f"unknown variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
     if cfg.variant == "transformer":
         model = Transformer(vocab_size, model_dim=cfg.embedding_dim, layers=cfg.layers, heads=cfg.heads,
-                            ff_dim=cfg.ff_dim, dropout=cfg.dropout, name=cfg.variant)  # fmt: skip
+                            ff_dim=cfg.ff_dim, dropout=cfg.dropout, decoder_layers=cfg.decoder_layers,
+                            name=cfg.variant)  # fmt: skip
         model.build()
         return model
     cell, attention = VARIANTS[cfg.variant]
