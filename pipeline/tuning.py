@@ -18,7 +18,9 @@ from pipeline.plots import plot_tuning_curves, read_log
 
 SETTINGS = (("model", "variant"), ("model", "dropout"), ("train", "label_smoothing"),
             ("model", "tie_embeddings"), ("model", "units"), ("train", "learning_rate"),
-            ("train", "decay_from"), ("train", "warmup_steps"))  # fmt: skip
+            ("train", "decay_from"), ("train", "warmup_steps"), ("model", "layers"),
+            ("model", "decoder_layers"))  # fmt: skip
+TRANSFORMER_ONLY = ("layers", "decoder_layers")  # "-" in a recurrent variant's row
 HISTORY_KEYS = ("epoch", "val_bleu", "learning_rate")  # what tuning.json keeps of each epoch
 
 
@@ -58,6 +60,17 @@ def unfinished_summary(run_dir: Path) -> dict:
     }
 
 
+def settings(config: dict) -> dict:
+    """The SETTINGS of a run's config.json; a setting newer than the file has its default there:
+    None, except the decoder's depth, which was the encoder's."""
+    found = {name: config[section].get(name) for section, name in SETTINGS}
+    if found["decoder_layers"] is None:
+        found["decoder_layers"] = found["layers"]
+    if found["variant"] != "transformer":
+        found.update(dict.fromkeys(TRANSFORMER_ONLY))
+    return found
+
+
 def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
     """Writes ``tuning.json``, ``tuning.md`` and ``tuning.png`` to ``out_dir``, and each run's log,
     summary, decoding and training figure to ``out_dir/<run>/``; returns tuning.json."""
@@ -77,8 +90,7 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
         averaging = summary.get("averaging") or {}
         rows.append({
             "run": run_dir.name,
-            # a setting newer than a run's config.json has its default there: None
-            "settings": {name: config[section].get(name) for section, name in SETTINGS},
+            "settings": settings(config),
             "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
             "stopped_by": summary["stopped_by"],
             "val_bleu_best_epoch": summary.get("best_epoch_val_bleu_greedy", summary["val_bleu_greedy"]),
@@ -98,7 +110,8 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
 
 
 def markdown(rows: list[dict]) -> str:
-    names = [name for _, name in SETTINGS]
+    names = [name for _, name in SETTINGS  # the depths only where a Transformer is in the table
+             if name not in TRANSFORMER_ONLY or any(r["settings"][name] for r in rows)]  # fmt: skip
     alphas = sorted({a for r in rows for a in r["val_bleu_beam5"]}, key=float)  # every run's grid
     header = ["run", *names, "epochs", "best epoch", "val BLEU greedy, best epoch", "averaged (epochs)",
               *[f"beam 5, lp {a}" for a in alphas]]  # fmt: skip

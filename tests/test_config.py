@@ -110,6 +110,17 @@ def test_a_config_json_from_before_corpora_loads_as_multi30k(tmp_path):
     assert load_config(tmp_path / "config.json") == cfg and cfg.corpus == "multi30k"
 
 
+def test_a_config_json_from_before_the_decoders_own_depth_is_as_deep_on_each_side(tmp_path):
+    old = to_dict(make_config("converge", variant="transformer", overrides=["model.layers=6"]))
+    del old["model"]["decoder_layers"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    model = load_config(tmp_path / "config.json").model
+    assert (model.layers, model.decoder_layers) == (6, 6)
+    assert make_config("converge", variant="transformer", overrides=["model.decoder_layers=1"]).model == (
+        dataclasses.replace(make_config("converge", variant="transformer").model, decoder_layers=1)
+    )  # a setting of its own now
+
+
 def test_another_corpus_takes_any_pair_of_two_languages():
     assert make_config("tiny", "pt-en", corpus="ted_hrlr_translate/pt_to_en").pair == "pt-en"
     with pytest.raises(ConfigError, match="two different languages"):

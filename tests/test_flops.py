@@ -64,7 +64,7 @@ def test_the_transformers_step_by_hand():
     # source 1 * (8*4 + 4*2*4) + 4*4 = 80 (encoder q k v o and feed-forward, decoder cross k v);
     # target 8*4 + 4*4 + 4*2*4 + 2*2*5 = 100 (self q k v o, cross q o, feed-forward, output);
     # scores and sums, 4*2 = 8 each: source x target, source x source, causal target x target.
-    cfg = ModelConfig(variant="transformer", embedding_dim=2, ff_dim=4, layers=1, heads=1)
+    cfg = ModelConfig(variant="transformer", embedding_dim=2, ff_dim=4, layers=1, decoder_layers=1, heads=1)
     assert training_step_flops(cfg, 5, [1], [1]) == TRAINING_PASSES * (80 + 100 + 8 + 8 + 8)
     # two target tokens: the causal pairs are 3 (1 + 2), not 4
     two = training_step_flops(cfg, 5, [1], [2]) // TRAINING_PASSES
