@@ -161,12 +161,14 @@ TUNE_RUNS ?= A_d01 B_d03 C_d03_ls D_d03_ls_tie E_d03_decay5 R_converge F_converg
 TUNE_ON_CONVERGE = R_converge F_converge_d01 G_converge_nols T_converge_tie transformer_%
 # The Transformer's schedule (a warmup to a peak rate, then 1/sqrt(step) decay) and shape, on
 # converge's budget (7 epochs): peaks of 1e-3 and 5e-4 beside the 2e-3 of the converge run itself,
-# read from its committed report folder, and a deep encoder with a shallow decoder (6 layers and
-# 1) at 2e-3 (make tune-transformer: reports/de-en/tuning/transformer/tuning.md).
+# read from its committed report folder; a deep encoder with a shallow decoder (6 layers and 1),
+# and Transformer-tiny (model size 128, 4 layers each side, feed-forward 512), at 2e-3 (make
+# tune-transformer: reports/de-en/tuning/transformer/tuning.md).
 TUNE_transformer_peak1e3 = train.learning_rate=1e-3
 TUNE_transformer_peak5e4 = train.learning_rate=5e-4
 TUNE_transformer_6x1 = model.layers=6 model.decoder_layers=1
-TRANSFORMER_TUNE_RUNS ?= transformer_peak1e3 transformer_peak5e4 transformer_6x1
+TUNE_transformer_tiny = model.embedding_dim=128 model.ff_dim=512 model.layers=4 model.decoder_layers=4
+TRANSFORMER_TUNE_RUNS ?= transformer_peak1e3 transformer_peak5e4 transformer_6x1 transformer_tiny
 TUNE_WITH ?=
 tune_preset = $(if $(filter $(TUNE_ON_CONVERGE),$(1)),converge,quick)
 tune_variant = $(if $(filter transformer_%,$(1)),transformer,gru_bahdanau)

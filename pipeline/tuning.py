@@ -18,9 +18,10 @@ from pipeline.plots import plot_tuning_curves, read_log
 
 SETTINGS = (("model", "variant"), ("model", "dropout"), ("train", "label_smoothing"),
             ("model", "tie_embeddings"), ("model", "units"), ("train", "learning_rate"),
-            ("train", "decay_from"), ("train", "warmup_steps"), ("model", "layers"),
-            ("model", "decoder_layers"))  # fmt: skip
-TRANSFORMER_ONLY = ("layers", "decoder_layers")  # "-" in a recurrent variant's row
+            ("train", "decay_from"), ("train", "warmup_steps"), ("model", "embedding_dim"),
+            ("model", "ff_dim"), ("model", "layers"), ("model", "decoder_layers"))  # fmt: skip
+# The Transformer's sizes: "-" in a recurrent variant's row, and no column without a Transformer
+TRANSFORMER_ONLY = ("embedding_dim", "ff_dim", "layers", "decoder_layers")
 HISTORY_KEYS = ("epoch", "val_bleu", "learning_rate")  # what tuning.json keeps of each epoch
 
 
@@ -110,7 +111,7 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
 
 
 def markdown(rows: list[dict]) -> str:
-    names = [name for _, name in SETTINGS  # the depths only where a Transformer is in the table
+    names = [name for _, name in SETTINGS  # the sizes only where a Transformer is in the table
              if name not in TRANSFORMER_ONLY or any(r["settings"][name] for r in rows)]  # fmt: skip
     alphas = sorted({a for r in rows for a in r["val_bleu_beam5"]}, key=float)  # every run's grid
     header = ["run", *names, "epochs", "best epoch", "val BLEU greedy, best epoch", "averaged (epochs)",

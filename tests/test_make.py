@@ -134,10 +134,11 @@ def test_the_transformers_tune_runs_train_it_on_the_converge_budget(tmp_path):
     plan = make("tune-transformer", tmp_path, tmp_path / "corpus", MAKEFLAGS="--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
     trains = [line for line in plan.stdout.replace("\\\n", " ").splitlines() if "-m pipeline train" in line]
-    assert len(trains) == 3 and all("--preset converge --variant transformer" in t for t in trains)
+    assert len(trains) == 4 and all("--preset converge --variant transformer" in t for t in trains)
     assert "train.learning_rate=1e-3" in trains[0] and "train.learning_rate=5e-4" in trains[1]
     assert "--set model.layers=6 --set model.decoder_layers=1" in trains[2]
-    assert "learning_rate" not in trains[2]  # the converge run's own peak
+    assert "--set model.embedding_dim=128 --set model.ff_dim=512 --set model.layers=4" in trains[3]
+    assert not [t for t in trains[2:] if "learning_rate" in t]  # the converge run's own peak
     # beside the converge run itself, read from its committed report folder
     assert "--runs reports/de-en/converge/transformer runs/tune/transformer_peak1e3" in plan.stdout
 

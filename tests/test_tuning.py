@@ -57,7 +57,8 @@ def test_summary_table_has_a_row_per_run_with_its_setting_and_scores(tmp_path):
 
 
 def test_a_transformers_row_shows_its_depths_and_a_config_from_before_decoder_layers_is_symmetric(tmp_path):
-    for name, model in (("new", {"layers": 6, "decoder_layers": 1}), ("old", {"layers": 3})):
+    tiny = {"embedding_dim": 128, "ff_dim": 512}
+    for name, model in (("new", {**tiny, "layers": 6, "decoder_layers": 1}), ("old", {**tiny, "layers": 3})):
         write_run(tmp_path / name, 0.1, 30.0)
         config = json.loads((tmp_path / name / "config.json").read_text())
         config["model"].update(variant="transformer", **model)
@@ -65,12 +66,13 @@ def test_a_transformers_row_shows_its_depths_and_a_config_from_before_decoder_la
     write_run(tmp_path / "gru", 0.1, 30.0)
     summarize([tmp_path / n for n in ("new", "old", "gru")], tmp_path / "out")
     table = (tmp_path / "out" / "tuning.md").read_text()
-    assert "| warmup_steps | layers | decoder_layers | epochs |" in table
-    assert "| `new` | transformer | 0.1 | 0.0 | False | 256 | 0.002 | - | - | 6 | 1 | 3 |" in table
-    assert "| `old` | transformer | 0.1 | 0.0 | False | 256 | 0.002 | - | - | 3 | 3 | 3 |" in table
-    assert "| `gru` | gru_bahdanau | 0.1 | 0.0 | False | 256 | 0.002 | - | - | - | - | 3 |" in table
+    assert "| warmup_steps | embedding_dim | ff_dim | layers | decoder_layers | epochs |" in table
+    assert "| `new` | transformer | 0.1 | 0.0 | False | 256 | 0.002 | - | - | 128 | 512 | 6 | 1 |" in table
+    assert "| `old` | transformer | 0.1 | 0.0 | False | 256 | 0.002 | - | - | 128 | 512 | 3 | 3 |" in table
+    assert "| `gru` | gru_bahdanau | 0.1 | 0.0 | False | 256 | 0.002 | - | - | - | - | - | - | 3 |" in table
     summarize([tmp_path / "gru"], tmp_path / "recurrent")  # no Transformer, no depth columns
     assert "layers" not in (tmp_path / "recurrent" / "tuning.md").read_text()
+    assert "ff_dim" not in (tmp_path / "recurrent" / "tuning.md").read_text()
 
 
 def test_each_length_penalty_any_run_tried_has_its_column(tmp_path):
