@@ -278,6 +278,14 @@ def _typed(key: str, value: Any, annotation: str) -> Any:
     raise ConfigError(f"{key} must be {annotation.replace('|', 'or')}, not {value!r}")
 
 
+def with_decoder_depth(model: dict[str, Any]) -> dict[str, Any]:
+    """A config.json's model section; one from before the decoder had a depth of its own is as
+    deep on each side."""
+    if "layers" in model and "decoder_layers" not in model:
+        return {**model, "decoder_layers": model["layers"]}
+    return model
+
+
 def from_dict(tree: dict[str, Any]) -> Config:
     """A Config from its JSON form, every value checked for type and range."""
     kwargs: dict[str, Any] = {}
@@ -288,8 +296,8 @@ def from_dict(tree: dict[str, Any]) -> Config:
         if name not in SECTIONS or not isinstance(value, dict):
             raise ConfigError(f"unknown config section {name!r}")
         fields = {f.name: f.type for f in dataclasses.fields(SECTIONS[name])}
-        if name == "model" and "layers" in value and "decoder_layers" not in value:
-            value = {**value, "decoder_layers": value["layers"]}  # from before: as deep on each side
+        if name == "model":
+            value = with_decoder_depth(value)
         checked = {}
         for key, item in value.items():
             if key not in fields:

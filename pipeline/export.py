@@ -60,7 +60,8 @@ def memory_bound(model: Model) -> int:
     everything that does not grow with the request.
     """
     if isinstance(model, Transformer):  # per decoder layer: the cross keys and values, the scores,
-        width = len(model.decoder_layers) * (6 * model.model_dim + model.heads)  # a cache up to twice as long
+        per_layer = 6 * model.model_dim + model.heads  # a cache up to twice as long
+        width = model.decoder_layers_count * per_layer
     else:
         width = 2 * model.units + (model.attention_units if model.attention else 0)
     return MAX_WORK * 4 * (3 * width + 2 * MAX_SOURCE_PIECES) + 256 * 2**20

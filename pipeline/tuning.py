@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.config import with_decoder_depth
 from pipeline.errors import UserError
 from pipeline.files import copy_file, write_json, write_text
 from pipeline.plots import plot_tuning_curves, read_log
@@ -64,9 +65,8 @@ def unfinished_summary(run_dir: Path) -> dict:
 def settings(config: dict) -> dict:
     """The SETTINGS of a run's config.json; a setting newer than the file has its default there:
     None, except the decoder's depth, which was the encoder's."""
+    config = {**config, "model": with_decoder_depth(config["model"])}
     found = {name: config[section].get(name) for section, name in SETTINGS}
-    if found["decoder_layers"] is None:
-        found["decoder_layers"] = found["layers"]
     if found["variant"] != "transformer":
         found.update(dict.fromkeys(TRANSFORMER_ONLY))
     return found
