@@ -1,15 +1,32 @@
-"""python -m pipeline <stage> ...: parses arguments and calls one stage function."""
+"""python -m pipeline <stage> ...: one table of stages (``STAGES``), each with its line of help, its
+options and the function it calls; ``build_parser`` reads the table and ``run`` looks a stage up in it."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from pipeline import layout  # names only: imports nothing
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, PAIRS, VARIANT_NAMES
 
+if TYPE_CHECKING:
+    from pipeline.config import Config
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+DESCRIPTION = """\
+Neural machine translation in stages, each a subcommand: data -> tokenize -> train -> export ->
+evaluate -> analyse -> report, and around them serve, translate, seeds, bench and more. The
+Makefile calls them in order (make all); each can also be run alone. A mistake is one line on
+stderr (exit 1; usage mistakes exit 2); --debug shows the traceback."""
+
+Namespace = argparse.Namespace
+Result = Path | str | int | None  # what a stage's call returns: printed, or (an int) the exit status
 
 
 class Parser(argparse.ArgumentParser):
@@ -19,11 +36,29 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-DESCRIPTION = """\
-Neural machine translation in stages, each a subcommand: data -> tokenize -> train -> export ->
-evaluate -> analyse -> report, and around them serve, translate, seeds, bench and more. The
-Makefile calls them in order (make all); each can also be run alone. A mistake is one line on
-stderr (exit 1; usage mistakes exit 2); --debug shows the traceback."""
+class Default(str):
+    """A default that the command line did not give, told apart from the same value given: while
+    parsing only (``StageParser`` hands on plain strings)."""
+
+
+class StageParser(Parser):
+    """One stage's parser; ``refuse`` names options that are each allowed but not together."""
+
+    def __init__(self, *args: Any, refuse: Callable[[Namespace], str | None] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.refuse = refuse
+
+    def parse_known_args(
+        self, args: list[str] | None = None, namespace: Namespace | None = None
+    ) -> tuple[Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        problem = self.refuse(namespace) if self.refuse else None
+        if problem:
+            self.error(problem)
+        for name, value in list(vars(namespace).items()):
+            if isinstance(value, Default):
+                setattr(namespace, name, str(value))
+        return namespace, extras
 
 
 def beam_size(text: str) -> int:
@@ -38,202 +73,388 @@ def positive(text: str) -> int:
     return int(text)
 
 
+@dataclass(frozen=True)
+class Option:
+    """One ``add_argument``: its flags (or a positional's name) and its keywords."""
+
+    flags: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+def option(*flags: str, **settings: Any) -> Option:
+    return Option(flags, settings)
+
+
+def data_dir(what: str = "the prepared TFDS datasets", default: str = "data/tfds") -> Option:
+    return option("--data-dir", type=Path, default=Path(default), help=f"{what} (default {default})")
+
+
+def out_dir(help: str) -> Option:
+    return option("--out-dir", type=Path, required=True, help=help)
+
+
+# Options that several stages share, declared once.
+PAIR = option("--pair", default="de-en",
+              help=f"source-target (default de-en): for Multi30k one of {', '.join(PAIRS)}; "
+              "for another corpus two of its languages, e.g. pt-en")  # fmt: skip
+CATALOGUE = "or a TFDS translation dataset: ted_hrlr_translate/pt_to_en"
+CORPUS = option("--corpus", default=DEFAULT_CORPUS, help=f"{DEFAULT_CORPUS} (default) {CATALOGUE}")
+PRESET = (
+    option("--preset", default=Default("quick"), help="tiny, quick (default), converge or full"),
+    option("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+           help="override a setting of the preset, e.g. train.epochs=3 (repeatable)"),
+)  # fmt: skip
+DATA_DIR = data_dir()
+DECODING = (
+    option("--beam-size", type=beam_size, default=DEFAULT_BEAM_SIZE, help="1 is greedy (default 5)"),
+    option("--length-penalty", type=float, default=None,
+           help="GNMT alpha (default: the model's, tuned on validation)"),
+)  # fmt: skip
+SPLIT = option("--split", default="test", choices=["train", "validation", "test"], help="(default test)")
+RUN_DIR = option("--run-dir", type=Path, required=True,
+                 help="the run's folder (runs/<pair>-<preset>/<variant>)")  # fmt: skip
+MODEL = option("--model", type=Path, required=True,
+               help="a SavedModel's version folder, or its base folder (newest version)")  # fmt: skip
+TOKENIZER = option("--tokenizer", type=Path, required=True, help="the SentencePiece .model file")
+REPORT_FOLDER = out_dir("the variant's report folder")
+VARIANT_HELP = ", ".join(f"{v} (default)" if v == "gru_bahdanau" else v for v in VARIANT_NAMES)
+VARIANT = option("--variant", default=Default("gru_bahdanau"), help=VARIANT_HELP)
+
+
+# Checks of what a stage reads, before TensorFlow loads (seconds), so that a missing or corrupt
+# tokenizer, SavedModel or run is reported at once.
+def check_tokenizer(args: Namespace) -> None:
+    from pipeline.tokenizer import load_tokenizer
+
+    load_tokenizer(args.tokenizer)
+
+
+def check_saved_model(args: Namespace) -> None:
+    from pipeline.files import saved_model_dir
+
+    saved_model_dir(args.model)
+
+
+def check_finished_run(args: Namespace) -> None:
+    from pipeline.errors import UserError
+
+    if not (args.run_dir / layout.SUMMARY).is_file():
+        raise UserError(f"{args.run_dir} is not a finished run (no {layout.SUMMARY}): make train trains it")
+
+
+def check_variants(args: Namespace) -> None:
+    from pipeline.config import check_variants
+
+    check_variants(args.variants)
+
+
+# Usage mistakes that argparse cannot see option by option: one line, exit 2.
+def refuse_tuning_run_with_preset(args: Namespace) -> str | None:
+    if args.tuning_run and not (isinstance(args.preset, Default) and isinstance(args.variant, Default)):
+        return "--tuning-run sets the preset and the variant: give neither --preset nor --variant with it"
+    return None
+
+
+def timed_command(args: Namespace) -> list[str]:
+    return args.command[1:] if args.command[:1] == ["--"] else args.command
+
+
+def refuse_timings_without_command(args: Namespace) -> str | None:
+    if not args.table and not (args.label and timed_command(args)):
+        return "give --label and, after --, the command to time (or --table)"
+    return None
+
+
+# The calls: each imports its stage function only when it runs, so that --help and the light
+# stages import no TensorFlow.
+def call_data(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.corpus import prepare
+
+    path = prepare(args.pair, args.data_dir, args.manual_dir, args.corpus)
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        args.record.write_text(f"{path}\n")
+    return path
+
+
+def call_tokenize(args: Namespace, cfg: Config) -> Path:
+    from pipeline.tokenizer import train_tokenizer
+
+    return train_tokenizer(cfg.tokenizer, args.pair, args.data_dir, args.out_dir, args.corpus)
+
+
+def call_train(args: Namespace, cfg: Config) -> Path:
+    from pipeline.distribute import build
+
+    # Before any other TensorFlow op: a multi-worker strategy sets up the process's collectives.
+    strategy = build(cfg.train.strategy)
+    from pipeline.training.train import train
+
+    return train(cfg, args.run_dir, args.data_dir, args.tokenizer, force=args.force, strategy=strategy)
+
+
+def call_export(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.decoding.export import export
+
+    path = export(args.run_dir, args.out)
+    if args.record:
+        args.record.write_text(f"{path}\n")
+    return path
+
+
+def call_evaluate(args: Namespace, cfg: Config) -> None:
+    from pipeline.decoding.evaluate import evaluate
+
+    evaluate(args.model, args.pair, args.split, args.data_dir, args.out_dir, cfg.data.eval_limit,
+             args.beam_size, args.length_penalty, args.corpus)  # fmt: skip
+
+
+def call_analyse(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.decoding.analysis import analyse
+
+    return analyse(args.run_dir, args.data_dir, args.out_dir)
+
+
+def call_split(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.corpus import write_split
+
+    return write_split(args.pair, args.split, args.data_dir, args.out, args.corpus)
+
+
+def call_report(args: Namespace, cfg: Config) -> Path:
+    from pipeline.reporting.report import compare
+
+    return compare(args.pair, args.preset, args.variants, args.split_file, args.reports_dir, args.out_dir,
+                   args.baseline, args.corpus)  # fmt: skip
+
+
+def call_seeds(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.variance import seeds
+
+    return seeds(args.runs, args.reports_dir, args.out_dir)
+
+
+def call_lesson(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.lesson import reading
+
+    return reading(args.compare, args.seeds, args.out)
+
+
+def call_tuning(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.tuning import summarize
+
+    return summarize(args.runs, args.out_dir)
+
+
+def call_bench(args: Namespace, cfg: Config) -> str:
+    from pipeline.bench.bench import bench
+
+    return bench(args.pair, args.preset, args.variants, args.data_dir, args.tokenizer, args.runs_dir,
+                 args.out_dir, args.steps, args.batch1_sentences, args.overrides,
+                 fused=not args.plain, translation=not args.no_translation)  # fmt: skip
+
+
+def call_membench(args: Namespace, cfg: Config | None) -> Path | None:
+    from pipeline.bench import membench
+
+    if args.one_pass:  # the measured child that membench starts for each size
+        membench.one_pass(args.one_pass, args.data_dir, args.spm_model)
+        return None
+    return membench.membench(args.sizes, args.data_dir, args.out_dir)
+
+
+def call_readme(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.readme import splice_readme
+
+    return splice_readme(args.readme, args.compare, args.marker)
+
+
+def call_timings(args: Namespace, cfg: Config | None) -> Path | int:
+    from pipeline.bench import timings
+
+    if args.table:
+        return timings.table(args.out_dir)
+    return timings.record(args.label, timed_command(args), args.out_dir)  # the command's exit status
+
+
+def call_translate(args: Namespace, cfg: Config | None) -> None:
+    sys.stdin.reconfigure(encoding="utf-8", errors="replace")  # not UTF-8: U+FFFD, every line translated
+    from pipeline.decoding.translate import translate_stream
+
+    translate_stream(args.model, beam_size=args.beam_size, length_penalty=args.length_penalty,
+                     batch_size=args.batch_size)  # fmt: skip
+
+
+def call_serve(args: Namespace, cfg: Config | None) -> None:
+    from pipeline.serving.app import serve
+
+    serve(args.model_dir, args.models, args.host, args.port, args.max_batch_size, args.batch_wait_ms,
+          args.max_queued, args.poll_seconds)  # fmt: skip
+
+
+def call_servebench(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.serving.load import load_test
+
+    return load_test(args.model_dir, args.model, args.pair, args.data_dir, args.out_dir, tuple(args.clients),
+                     args.seconds, args.port)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One subcommand: ``nmt <name> <options>`` calls ``call(args, cfg)`` (``cfg`` when it has a
+    --preset), then prints the path or table it returns, or exits with the status it returns.
+
+    ``light``: no TensorFlow loaded for it (it reads only JSON and Markdown; membench and timings
+    import it themselves, where they measure). ``check``: what it reads, checked before TensorFlow
+    loads. ``refuse``: options allowed one by one but not together, a usage mistake (exit 2).
+    A stage with --corpus that is not light has its pair's languages checked before any work."""
+
+    name: str
+    help: str
+    options: tuple[Option, ...]
+    call: Callable[[Namespace, Config | None], Result]
+    light: bool = False
+    check: Callable[[Namespace], None] | None = None
+    refuse: Callable[[Namespace], str | None] | None = None
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("data", "build the TFDS dataset of one language pair", (
+        PAIR, CORPUS, data_dir("where to build it"),
+        option("--manual-dir", type=Path, default=None,
+               help="the raw Multi30k .gz files (or a TFDS manual dir); missing ones are downloaded"),
+        option("--record", type=Path, default=None, help="file to write the prepared dataset's path to"),
+    ), call_data),
+    Stage("tokenize", "train SentencePiece on the training split", (
+        PAIR, CORPUS, *PRESET, DATA_DIR, out_dir("where spm.model and spm.vocab go"),
+    ), call_tokenize),
+    Stage("train", "train one model variant, resuming where a killed run stopped", (
+        PAIR, CORPUS, *PRESET, VARIANT,
+        option("--tuning-run", default=None, metavar="NAME",
+               help="a tuning run of pipeline/config.py (TUNING_RUNS), e.g. A_d01: its preset, variant "
+               "and settings, then --set's"),
+        DATA_DIR, TOKENIZER, RUN_DIR,
+        option("--force", action="store_true", help="train again even if the run has finished"),
+    ), call_train, check=check_tokenizer, refuse=refuse_tuning_run_with_preset),
+    Stage("export", "export a trained run as the next SavedModel version (text, and ids only)", (
+        RUN_DIR,
+        option("--out", type=Path, required=True, help="model base folder; versions go below it"),
+        option("--record", type=Path, default=None, help="file to write the exported version's path to"),
+    ), call_export),
+    Stage("evaluate", "translate a split through a SavedModel and score it", (
+        PAIR, CORPUS, *PRESET, MODEL, SPLIT, DATA_DIR, REPORT_FOLDER, *DECODING,
+    ), call_evaluate, check=check_saved_model),
+    Stage("analyse", "probe a trained run: gradient flow and attention, into its report folder", (
+        RUN_DIR, DATA_DIR, REPORT_FOLDER,
+    ), call_analyse, check=check_finished_run),
+    Stage("split", "write one split's sentences and title as JSON, for the stages that read no TensorFlow", (
+        PAIR, CORPUS, SPLIT, DATA_DIR,
+        option("--out", type=Path, required=True, help="the JSON file to write"),
+    ), call_split),
+    Stage("report", "compare variants from their report folders: table and figures", (
+        PAIR, CORPUS, *PRESET,
+        option("--variants", nargs="+", required=True, help="the variants, in the table's order"),
+        option("--split-file", type=Path, required=True,
+               help="the test split's sentences, written by the split stage"),
+        option("--reports-dir", type=Path, required=True, help="holds one report folder per variant"),
+        out_dir("where compare.{json,md} and the figures go"),
+        option("--baseline", default="gru_bahdanau", help="the variant p-values compare against"),
+    ), call_report, light=True, check=check_variants),
+    Stage("seeds", "mean and spread of one variant trained with several seeds", (
+        option("--runs", nargs="+", required=True,
+               help="report folders of the runs, e.g. gru_bahdanau-seed1"),
+        option("--reports-dir", type=Path, required=True, help="holds the runs' report folders"),
+        out_dir("where seeds.{json,md} go"),
+    ), call_seeds, light=True),
+    Stage("lesson", "read a comparison against the lesson's claims, from its numbers", (
+        option("--compare", type=Path, required=True, help=layout.COMPARE_JSON),
+        option("--seeds", type=Path, default=None, help="seeds.json, when there is one"),
+        option("--out", type=Path, required=True, help="the Markdown file to write"),
+    ), call_lesson, light=True),
+    Stage("tuning", "compare tuning runs on the validation split", (
+        option("--runs", nargs="+", type=Path, required=True, help="run folders"),
+        out_dir("where tuning.{json,md} go"),
+    ), call_tuning, light=True),
+    Stage("bench", "measure training steps against the CPU's floor, and translation speed", (
+        PAIR, *PRESET,
+        option("--variants", nargs="+", required=True, help="the variants to time"),
+        DATA_DIR, TOKENIZER,
+        option("--runs-dir", type=Path, required=True, help="holds <variant>/exported.txt"),
+        option("--out-dir", type=Path, default=Path("reports"),
+               help="where bench.{json,md} go (default reports)"),
+        option("--steps", type=int, default=50, help="training batches timed per variant (default 50)"),
+        option("--batch1-sentences", type=int, default=None, help="test sentences at batch 1 (default all)"),
+        option("--plain", action="store_true", help="time the plain Keras layers, not the fused loops"),
+        option("--no-translation", action="store_true", help="time training steps only"),
+    ), call_bench),
+    Stage("membench", "peak memory and time of tokenize and of one pass of the input pipeline, on the "
+          "synthetic corpus", (
+        option("--sizes", nargs="+", type=int, default=[100_000, 1_000_000],
+               help="training pairs, one measurement each (default 100000 1000000)"),
+        data_dir("where the synthetic corpus is prepared", "data/membench"),
+        option("--out-dir", type=Path, default=Path("reports"),
+               help="where memory.{json,md} go (default reports)"),
+        option("--one-pass", type=int, default=None, help=argparse.SUPPRESS),  # the measured child
+        option("--spm-model", type=Path, default=None, help=argparse.SUPPRESS),
+    ), call_membench, light=True),
+    Stage("readme", "copy a table (compare.md, bench.md) into a Markdown file between its markers", (
+        option("--compare", type=Path, required=True, help="the Markdown file to copy"),
+        option("--readme", type=Path, default=Path("README.md"),
+               help="the file to copy it into (default README.md)"),
+        option("--marker", default="compare", help="<!-- MARKER:start --> ... <!-- MARKER:end -->"),
+    ), call_readme, light=True),
+    Stage("timings", "time a command and record it in reports/timings.{json,md}", (
+        option("--label", help='what the README calls it, e.g. "make test"'),
+        option("--table", action="store_true", help="only write timings.md again, timing nothing"),
+        option("--out-dir", type=Path, default=Path("reports"), help="where timings.{json,md} go"),
+        option("command", nargs=argparse.REMAINDER, help="-- then the command to time"),
+    ), call_timings, light=True, refuse=refuse_timings_without_command),
+    Stage("translate", "translate stdin to stdout, one line per line", (
+        MODEL,
+        option("--batch-size", type=positive, default=64, help="sentences per request (default 64)"),
+        *DECODING,
+    ), call_translate, check=check_saved_model),
+    Stage("serve", "serve the exported models over HTTP (TensorFlow Serving's REST API), a page at /", (
+        option("--model-dir", type=Path, default=Path("saved_models"),
+               help="holds <model>/<version>/ (default saved_models)"),
+        option("--models", nargs="+", default=None,
+               help="the models to serve (default every one in --model-dir)"),
+        option("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)"),
+        option("--port", type=positive, default=8501,
+               help="TCP port (default 8501, TensorFlow Serving's REST port)"),
+        option("--max-batch-size", type=positive, default=64,
+               help="sentences merged into one call, at most (default 64)"),
+        option("--batch-wait-ms", type=float, default=5.0,
+               help="how long a request waits for others to join it (default 5)"),
+        option("--max-queued", type=positive, default=2048,
+               help="sentences waiting, at most; more get 503 (default 2048)"),
+        option("--poll-seconds", type=float, default=2.0,
+               help="how often to look for new versions (default 2)"),
+    ), call_serve),
+    Stage("servebench", "load-test the server: N concurrent clients, requests/s, latency, memory", (
+        PAIR,
+        option("--model-dir", type=Path, default=Path("saved_models"), help="holds <model>/<version>/"),
+        option("--model", required=True, help="the model to load-test, e.g. gru_bahdanau"),
+        data_dir("the test split's sentences are sent from here"),
+        option("--clients", type=positive, nargs="+", default=[1, 8, 32], help="levels (default 1 8 32)"),
+        option("--seconds", type=float, default=20.0, help="per level (default 20)"),
+        option("--port", type=positive, default=8599, help="for the server it starts (default 8599)"),
+        option("--out-dir", type=Path, default=Path("reports"), help="where serve.json and serve.md go"),
+    ), call_servebench),
+)  # fmt: skip
+STAGE_NAMED = {stage.name: stage for stage in STAGES}
+
+
 def build_parser() -> Parser:
-    """Every stage with its options, each with a line of help (``nmt <stage> --help``)."""
+    """Every stage of ``STAGES`` with its options, each with a line of help (``nmt <stage> --help``)."""
     parser = Parser(prog="nmt", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
-    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-
-    def stage(name: str, help: str, pair: bool = True, preset: bool = False, corpus: bool = False):
-        p = stages.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
-        if pair:
-            p.add_argument("--pair", default="de-en",
-                           help=f"source-target (default de-en): for Multi30k one of {', '.join(PAIRS)}; "
-                           "for another corpus two of its languages, e.g. pt-en")  # fmt: skip
-        if corpus:
-            catalogue = "or a TFDS translation dataset: ted_hrlr_translate/pt_to_en"
-            p.add_argument("--corpus", default=DEFAULT_CORPUS, help=f"{DEFAULT_CORPUS} (default) {catalogue}")
-        if preset:
-            p.add_argument("--preset", default="quick", help="tiny, quick (default), converge or full")
-            p.add_argument(
-                "--set",
-                dest="overrides",
-                action="append",
-                default=[],
-                metavar="SECTION.KEY=VALUE",
-                help="override a setting of the preset, e.g. train.epochs=3 (repeatable)",
-            )
-        return p
-
-    def data_dir(p, what: str = "the prepared TFDS datasets") -> None:
-        p.add_argument("--data-dir", type=Path, default=Path("data/tfds"), help=f"{what} (default data/tfds)")
-
-    def decoding(p) -> None:
-        p.add_argument(
-            "--beam-size", type=beam_size, default=DEFAULT_BEAM_SIZE, help="1 is greedy (default 5)"
-        )
-        p.add_argument("--length-penalty", type=float, default=None,
-                       help="GNMT alpha (default: the model's, tuned on validation)")  # fmt: skip
-
-    run_dir = {"type": Path, "required": True, "help": "the run's folder (runs/<pair>-<preset>/<variant>)"}
-    model = {
-        "type": Path,
-        "required": True,
-        "help": "a SavedModel's version folder, or its base folder (newest version)",
-    }
-
-    p = stage("data", "build the TFDS dataset of one language pair", corpus=True)
-    data_dir(p, "where to build it")
-    p.add_argument(
-        "--manual-dir",
-        type=Path,
-        default=None,
-        help="the raw Multi30k .gz files (or a TFDS manual dir); missing ones are downloaded",
-    )
-    p.add_argument("--record", type=Path, default=None, help="file to write the prepared dataset's path to")
-
-    p = stage("tokenize", "train SentencePiece on the training split", preset=True, corpus=True)
-    data_dir(p)
-    p.add_argument("--out-dir", type=Path, required=True, help="where spm.model and spm.vocab go")
-
-    p = stage(
-        "train", "train one model variant, resuming where a killed run stopped", preset=True, corpus=True
-    )
-    p.add_argument(
-        "--variant",
-        default="gru_bahdanau",
-        help=", ".join(f"{v} (default)" if v == "gru_bahdanau" else v for v in VARIANT_NAMES),
-    )
-    data_dir(p)
-    p.add_argument("--tokenizer", type=Path, required=True, help="the SentencePiece .model file")
-    p.add_argument("--run-dir", **run_dir)
-    p.add_argument("--force", action="store_true", help="train again even if the run has finished")
-
-    p = stage(
-        "export", "export a trained run as the next SavedModel version (text, and ids only)", pair=False
-    )
-    p.add_argument("--run-dir", **run_dir)
-    p.add_argument("--out", type=Path, required=True, help="model base folder; versions go below it")
-    p.add_argument("--record", type=Path, default=None, help="file to write the exported version's path to")
-
-    p = stage("evaluate", "translate a split through a SavedModel and score it", preset=True, corpus=True)
-    p.add_argument("--model", **model)
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="(default test)")
-    data_dir(p)
-    p.add_argument("--out-dir", type=Path, required=True, help="the variant's report folder")
-    decoding(p)
-
-    p = stage(
-        "analyse", "probe a trained run: gradient flow and attention, into its report folder", pair=False
-    )
-    p.add_argument("--run-dir", **run_dir)
-    data_dir(p)
-    p.add_argument("--out-dir", type=Path, required=True, help="the variant's report folder")
-
-    p = stage(
-        "report", "compare variants from their report folders: table and figures", preset=True, corpus=True
-    )
-    p.add_argument("--variants", nargs="+", required=True, help="the variants, in the table's order")
-    data_dir(p)
-    p.add_argument("--reports-dir", type=Path, required=True, help="holds one report folder per variant")
-    p.add_argument("--out-dir", type=Path, required=True, help="where compare.{json,md} and the figures go")
-    p.add_argument("--baseline", default="gru_bahdanau", help="the variant p-values compare against")
-
-    p = stage("seeds", "mean and spread of one variant trained with several seeds", pair=False)
-    p.add_argument(
-        "--runs", nargs="+", required=True, help="report folders of the runs, e.g. gru_bahdanau-seed1"
-    )
-    p.add_argument("--reports-dir", type=Path, required=True, help="holds the runs' report folders")
-    p.add_argument("--out-dir", type=Path, required=True, help="where seeds.{json,md} go")
-
-    p = stage("lesson", "read a comparison against the lesson's claims, from its numbers", pair=False)
-    p.add_argument("--compare", type=Path, required=True, help="compare.json")
-    p.add_argument("--seeds", type=Path, default=None, help="seeds.json, when there is one")
-    p.add_argument("--out", type=Path, required=True, help="the Markdown file to write")
-
-    p = stage("tuning", "compare tuning runs on the validation split", pair=False)
-    p.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders")
-    p.add_argument("--out-dir", type=Path, required=True, help="where tuning.{json,md} go")
-
-    p = stage("bench", "measure training steps against the CPU's floor, and translation speed", preset=True)
-    p.add_argument("--variants", nargs="+", required=True, help="the variants to time")
-    data_dir(p)
-    p.add_argument("--tokenizer", type=Path, required=True, help="the SentencePiece .model file")
-    p.add_argument("--runs-dir", type=Path, required=True, help="holds <variant>/exported.txt")
-    p.add_argument(
-        "--out-dir", type=Path, default=Path("reports"), help="where bench.{json,md} go (default reports)"
-    )
-    p.add_argument("--steps", type=int, default=50, help="training batches timed per variant (default 50)")
-    p.add_argument(
-        "--batch1-sentences", type=int, default=None, help="test sentences at batch 1 (default all)"
-    )
-    p.add_argument("--plain", action="store_true", help="time the plain Keras layers, not the fused loops")
-    p.add_argument("--no-translation", action="store_true", help="time training steps only")
-
-    p = stage(
-        "readme", "copy a table (compare.md, bench.md) into a Markdown file between its markers", pair=False
-    )
-    p.add_argument("--compare", type=Path, required=True, help="the Markdown file to copy")
-    p.add_argument(
-        "--readme", type=Path, default=Path("README.md"), help="the file to copy it into (default README.md)"
-    )
-    p.add_argument("--marker", default="compare", help="<!-- MARKER:start --> ... <!-- MARKER:end -->")
-
-    p = stage("translate", "translate stdin to stdout, one line per line", pair=False)
-    p.add_argument("--model", **model)
-    p.add_argument("--batch-size", type=positive, default=64, help="sentences per request (default 64)")
-    decoding(p)
-
-    p = stage(
-        "serve",
-        "serve the exported models over HTTP (TensorFlow Serving's REST API), a page at /",
-        pair=False,
-    )
-    p.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path("saved_models"),
-        help="holds <model>/<version>/ (default saved_models)",
-    )
-    p.add_argument(
-        "--models", nargs="+", default=None, help="the models to serve (default every one in --model-dir)"
-    )
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)"
-    )
-    p.add_argument(
-        "--port", type=positive, default=8501, help="TCP port (default 8501, TensorFlow Serving's REST port)"
-    )
-    p.add_argument(
-        "--max-batch-size",
-        type=positive,
-        default=64,
-        help="sentences merged into one call, at most (default 64)",
-    )
-    p.add_argument(
-        "--batch-wait-ms",
-        type=float,
-        default=5.0,
-        help="how long a request waits for others to join it (default 5)",
-    )
-    p.add_argument(
-        "--max-queued",
-        type=positive,
-        default=2048,
-        help="sentences waiting, at most; more get 503 (default 2048)",
-    )
-    p.add_argument(
-        "--poll-seconds", type=float, default=2.0, help="how often to look for new versions (default 2)"
-    )
-
-    p = stage("servebench", "load-test the server: N concurrent clients, requests/s, latency, memory")
-    p.add_argument("--model-dir", type=Path, default=Path("saved_models"), help="holds <model>/<version>/")
-    p.add_argument("--model", required=True, help="the model to load-test, e.g. gru_bahdanau")
-    data_dir(p, "the test split's sentences are sent from here")
-    p.add_argument("--clients", type=positive, nargs="+", default=[1, 8, 32], help="levels (default 1 8 32)")
-    p.add_argument("--seconds", type=float, default=20.0, help="per level (default 20)")
-    p.add_argument("--port", type=positive, default=8599, help="for the server it starts (default 8599)")
-    p.add_argument("--out-dir", type=Path, default=Path("reports"), help="where serve.json and serve.md go")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE", parser_class=StageParser)
+    for stage in STAGES:
+        description = stage.help[0].upper() + stage.help[1:] + "."
+        sub = stages.add_parser(stage.name, help=stage.help, description=description, refuse=stage.refuse)
+        for choice in stage.options:
+            sub.add_argument(*choice.flags, **choice.settings)
     return parser
 
 
@@ -247,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (UserError, OSError) as error:
-        if args.debug or os.environ.get("NMT_DEBUG") == "1":
+        if debugging(args):
             raise
         # An OSError is the machine's answer (a folder that cannot be written, a full disk): its words.
         problem = error if isinstance(error, UserError) else f"{error.strerror}: {error.filename}"
@@ -255,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-# Stages that read only JSON and Markdown: no TensorFlow.
-LIGHT_STAGES = ("readme", "seeds", "tuning", "lesson")
+def debugging(args: Namespace) -> bool:
+    return args.debug or os.environ.get("NMT_DEBUG") == "1"
 
 
 def load_tensorflow(quiet: bool) -> None:
@@ -278,127 +499,44 @@ def load_tensorflow(quiet: bool) -> None:
         os.close(devnull)
 
 
-def check_inputs(args: argparse.Namespace) -> None:
-    """The tokenizer or SavedModel a stage reads, checked before TensorFlow loads (seconds), so that
-    a missing or corrupt one is reported at once."""
-    if args.stage == "train":
-        from pipeline.tokenizer import load_tokenizer
-
-        load_tokenizer(args.tokenizer)
-    elif args.stage in ("evaluate", "translate"):
-        from pipeline.files import saved_model_dir
-
-        saved_model_dir(args.model)
-    elif args.stage == "analyse" and not (args.run_dir / "train.json").is_file():
-        from pipeline.errors import UserError
-
-        raise UserError(f"{args.run_dir} is not a finished run (no train.json): make train trains it")
-
-
-def run(args: argparse.Namespace) -> int:
-    # Imported here so that --help answers at once, without loading TensorFlow; the config is
-    # checked before TensorFlow loads, so that a mistake in it is reported at once.
-    from pipeline.config import check_pair, make_config
+def configure(args: Namespace) -> Config | None:
+    """The pair and, for a stage with --preset, its config: the preset, the variant, --tuning-run's
+    settings, then --set's. Checked before TensorFlow loads, so that a mistake is reported at once."""
+    from pipeline.config import check_pair, make_config, tuning_run
 
     corpus_name = getattr(args, "corpus", DEFAULT_CORPUS)
     if getattr(args, "pair", None) is not None:
         check_pair(args.pair, corpus_name)
-    if getattr(args, "preset", None) is not None:
-        cfg = make_config(args.preset, args.pair, getattr(args, "variant", None), args.overrides, corpus_name)
-    if args.stage == "report":
-        from pipeline.config import check_variants
+    if getattr(args, "tuning_run", None):
+        chosen = tuning_run(args.tuning_run)
+        args.preset, args.variant = chosen.preset, chosen.variant
+        args.overrides = [*chosen.overrides, *args.overrides]
+    if getattr(args, "preset", None) is None:
+        return None
+    return make_config(args.preset, args.pair, getattr(args, "variant", None), args.overrides, corpus_name)
 
-        check_variants(args.variants)
-    check_inputs(args)
-    if args.stage == "translate":  # bytes that are not UTF-8 become U+FFFD: every line is translated
-        sys.stdin.reconfigure(encoding="utf-8", errors="replace")
-    if args.stage not in LIGHT_STAGES:
-        load_tensorflow(quiet=not (args.debug or os.environ.get("NMT_DEBUG") == "1"))
-    if hasattr(args, "corpus"):
-        from pipeline.corpus import open_builder
 
-        open_builder(args.pair, args.data_dir, corpus_name)  # has the pair's languages? before any work
-    if args.stage == "data":
-        from pipeline.corpus import prepare
+def run(args: Namespace) -> int:
+    """The stage's config and inputs checked, TensorFlow loaded unless it is light, then its call."""
+    stage = STAGE_NAMED[args.stage]
+    cfg = configure(args)
+    if stage.check:
+        stage.check(args)
+    if not stage.light:
+        load_tensorflow(quiet=not debugging(args))
+        if hasattr(args, "corpus"):
+            from pipeline.corpus import open_builder
 
-        path = prepare(args.pair, args.data_dir, args.manual_dir, corpus_name)
-        if args.record:
-            args.record.parent.mkdir(parents=True, exist_ok=True)
-            args.record.write_text(f"{path}\n")
-        print(path)
-    elif args.stage == "tokenize":
-        from pipeline.tokenizer import train_tokenizer
+            open_builder(args.pair, args.data_dir, args.corpus)  # has the pair's languages? before any work
+    return finish(stage.call(args, cfg))
 
-        print(train_tokenizer(cfg.tokenizer, args.pair, args.data_dir, args.out_dir, corpus_name))
-    elif args.stage == "train":
-        from pipeline.distribute import build
 
-        # Before any other TensorFlow op: a multi-worker strategy sets up the process's collectives.
-        strategy = build(cfg.train.strategy)
-        from pipeline.train import train
-
-        print(train(cfg, args.run_dir, args.data_dir, args.tokenizer, force=args.force, strategy=strategy))
-    elif args.stage == "export":
-        from pipeline.export import export
-
-        path = export(args.run_dir, args.out)
-        if args.record:
-            args.record.write_text(f"{path}\n")
-        print(path)
-    elif args.stage == "evaluate":
-        from pipeline.evaluate import evaluate
-
-        evaluate(args.model, args.pair, args.split, args.data_dir, args.out_dir, cfg.data.eval_limit,
-                 args.beam_size, args.length_penalty, corpus_name)  # fmt: skip
-    elif args.stage == "analyse":
-        from pipeline.analysis import analyse
-
-        print(analyse(args.run_dir, args.data_dir, args.out_dir))
-    elif args.stage == "report":
-        from pipeline.report import compare
-
-        out = compare(args.pair, args.preset, args.variants, args.data_dir, args.reports_dir, args.out_dir,
-                      args.baseline, corpus_name)  # fmt: skip
-        print(out)
-    elif args.stage == "seeds":
-        from pipeline.variance import seeds
-
-        print(seeds(args.runs, args.reports_dir, args.out_dir))
-    elif args.stage == "lesson":
-        from pipeline.lesson import reading
-
-        print(reading(args.compare, args.seeds, args.out))
-    elif args.stage == "tuning":
-        from pipeline.tuning import summarize
-
-        print(summarize(args.runs, args.out_dir))
-    elif args.stage == "bench":
-        from pipeline.bench import bench
-
-        print(bench(args.pair, args.preset, args.variants, args.data_dir, args.tokenizer, args.runs_dir,
-                    args.out_dir, args.steps, args.batch1_sentences, args.overrides,
-                    fused=not args.plain, translation=not args.no_translation))  # fmt: skip
-    elif args.stage == "readme":
-        from pipeline.readme import splice_readme
-
-        print(splice_readme(args.readme, args.compare, args.marker))
-    elif args.stage == "serve":
-        from pipeline.serving.app import serve
-
-        serve(args.model_dir, args.models, args.host, args.port, args.max_batch_size, args.batch_wait_ms,
-              args.max_queued, args.poll_seconds)  # fmt: skip
-    elif args.stage == "servebench":
-        from pipeline.serving.load import load_test
-
-        levels = tuple(args.clients)
-        out = load_test(args.model_dir, args.model, args.pair, args.data_dir, args.out_dir, levels,
-                        args.seconds, args.port)  # fmt: skip
-        print(out)
-    elif args.stage == "translate":
-        from pipeline.translate import translate_stream
-
-        translate_stream(args.model, beam_size=args.beam_size, length_penalty=args.length_penalty,
-                         batch_size=args.batch_size)  # fmt: skip
+def finish(result: Result) -> int:
+    """Prints the path or table a stage returned; an int is its exit status."""
+    if isinstance(result, int):
+        return result
+    if result is not None:
+        print(result)
     return 0
 
 

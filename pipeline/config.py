@@ -175,6 +175,64 @@ VARIANT_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 }  # fmt: skip
 
 
+# The tuning runs (make tune, make tune-transformer: reports/de-en/tuning/), each one setting changed
+# at a time on the validation split. A-E: gru_bahdanau on the quick defaults run to at most 12
+# epochs, the rate halved on plateaus; R, F, G and T: the converge schedule itself (7 epochs, halved
+# after every epoch from the 5th); transformer_*: the Transformer's peak rate and shape on converge's
+# budget. Make's guard on wall time is off in all of them (the time_budget of None).
+TUNING_BASE: dict[str, list[str]] = {
+    "quick": ["train.epochs=12", "train.patience=3", "train.plateau_patience=1", "train.average=3",
+              "train.length_penalties=[0.0,0.4,0.6,0.8,1.0,1.2]", "train.time_budget_minutes=None"],
+    "converge": ["train.time_budget_minutes=None"],
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TuningRun:
+    preset: str
+    variant: str
+    settings: tuple[str, ...]  # section.key=value, after the preset's base
+
+    @property
+    def overrides(self) -> list[str]:
+        return [*TUNING_BASE[self.preset], *self.settings]
+
+
+TUNING_RUNS: dict[str, TuningRun] = {
+    "A_d01": TuningRun("quick", "gru_bahdanau", ("model.dropout=0.1",)),
+    "B_d03": TuningRun("quick", "gru_bahdanau", ("model.dropout=0.3",)),
+    "C_d03_ls": TuningRun("quick", "gru_bahdanau", ("model.dropout=0.3", "train.label_smoothing=0.1")),
+    "D_d03_ls_tie": TuningRun(
+        "quick",
+        "gru_bahdanau",
+        ("model.dropout=0.3", "train.label_smoothing=0.1", "model.tie_embeddings=true"),
+    ),
+    "E_d03_decay5": TuningRun("quick", "gru_bahdanau", ("model.dropout=0.3", "train.decay_from=5")),
+    "R_converge": TuningRun("converge", "gru_bahdanau", ("model.dropout=0.3",)),
+    "F_converge_d01": TuningRun("converge", "gru_bahdanau", ("model.dropout=0.1",)),
+    "G_converge_nols": TuningRun(
+        "converge", "gru_bahdanau", ("model.dropout=0.3", "train.label_smoothing=0.0")
+    ),
+    "T_converge_tie": TuningRun("converge", "gru_bahdanau", ("model.tie_embeddings=true",)),
+    # Peaks of 1e-3 and 5e-4 beside the converge run's own 2e-3 (read from its report folder).
+    "transformer_peak1e3": TuningRun("converge", "transformer", ("train.learning_rate=1e-3",)),
+    "transformer_peak5e4": TuningRun("converge", "transformer", ("train.learning_rate=5e-4",)),
+    # A deep encoder with a shallow decoder (Kasai et al., 2021), and Transformer-tiny.
+    "transformer_6x1": TuningRun("converge", "transformer", ("model.layers=6", "model.decoder_layers=1")),
+    "transformer_tiny": TuningRun(
+        "converge",
+        "transformer",
+        ("model.embedding_dim=128", "model.ff_dim=512", "model.layers=4", "model.decoder_layers=4"),
+    ),
+}
+
+
+def tuning_run(name: str) -> TuningRun:
+    if name not in TUNING_RUNS:
+        raise ConfigError(f"unknown tuning run {name!r}; choose one of {', '.join(TUNING_RUNS)}")
+    return TUNING_RUNS[name]
+
+
 def make_config(
     preset: str = "quick",
     pair: str = "de-en",

@@ -1,4 +1,4 @@
-"""Special token ids and pieces, defined once for the tokenizer, data and models."""
+"""Special token ids and pieces, the corpora, pairs and model variants: defined once, importing nothing."""
 
 PAD_ID = 0
 UNK_ID = 1
@@ -12,11 +12,23 @@ EOS_PIECE = "</s>"
 
 # The corpus by default; any other is a TFDS translation dataset by name (pipeline.corpus).
 DEFAULT_CORPUS = "multi30k"
+DEFAULT_CORPUS_TITLE = "Multi30k"  # what messages and reports call it; another corpus: its name
 LANGUAGES = ("en", "de", "fr", "cs")  # Multi30k's
 PAIRS = ("de-en", "en-de", "fr-en", "en-fr", "cs-en", "en-cs")  # source-target
 
-# The model variants, named once: pipeline.models builds each (and checks it builds these).
-VARIANT_NAMES = ("rnn", "lstm", "gru", "lstm_bahdanau", "gru_bahdanau", "gru_luong", "transformer")
+# The model variants, defined once: variant -> (cell, attention). A recurrent variant is a cell type
+# plus an optional attention; the transformer has no recurrence, only (multi-head) attention.
+# pipeline.models builds each; the report reads a row's cell and attention here, without the models.
+VARIANTS: dict[str, tuple[str, str | None]] = {
+    "rnn": ("rnn", None),
+    "lstm": ("lstm", None),
+    "gru": ("gru", None),
+    "lstm_bahdanau": ("lstm", "bahdanau"),
+    "gru_bahdanau": ("gru", "bahdanau"),
+    "gru_luong": ("gru", "luong"),
+    "transformer": ("transformer", "multi-head"),
+}
+VARIANT_NAMES = tuple(VARIANTS)
 
 # The decoding the exported model uses when a client does not choose one.
 DEFAULT_BEAM_SIZE = 5

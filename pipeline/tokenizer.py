@@ -28,6 +28,7 @@ from pipeline.constants import (
 )
 from pipeline.errors import UserError
 from pipeline.files import sync
+from pipeline.layout import TOKENIZER, VOCABULARY
 
 SAMPLE_SEED = 1234  # SentencePiece's sampler is seeded from the clock otherwise
 
@@ -83,12 +84,12 @@ def train_tokenizer(
             minloglevel=2,
             **sampling(cfg, pairs),
         )
-    for name in ("spm.vocab", "spm.model"):
+    for name in (VOCABULARY, TOKENIZER):
         sync(Path(staging) / name)
         os.replace(Path(staging) / name, out_dir / name)
         sync(out_dir)
     shutil.rmtree(staging)
-    return out_dir / "spm.model"
+    return out_dir / TOKENIZER
 
 
 def load_tokenizer(model_path: Path) -> spm.SentencePieceProcessor:

@@ -139,7 +139,7 @@ def tiny_run(spm_model, tmp_path_factory) -> Path:
     from pipeline.config import make_config, save_config
     from pipeline.models import build_model
     from pipeline.tokenizer import load_tokenizer
-    from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
+    from pipeline.training.train import BEST_WEIGHTS, CONFIG, TOKENIZER
 
     run_dir = tmp_path_factory.mktemp("run")
     cfg = make_config("tiny")
@@ -155,7 +155,7 @@ def tiny_run(spm_model, tmp_path_factory) -> Path:
 def exported_tiny(tiny_run, tmp_path_factory) -> Path:
     """The tiny run exported once, for the tests that only read or load it: the text servable's
     version folder, ``<dir>/gru_bahdanau/1`` (the ids servable beside it, ``gru_bahdanau-ids/1``)."""
-    from pipeline.export import export
+    from pipeline.decoding.export import export
 
     return export(tiny_run, tmp_path_factory.mktemp("exported") / "gru_bahdanau")
 
@@ -180,11 +180,11 @@ def served(exported_tiny, spm_model, tmp_path_factory):
     import keras
 
     from pipeline.config import make_config, save_config
-    from pipeline.export import export
+    from pipeline.decoding.export import export
     from pipeline.models import build_model
     from pipeline.serving.load import request
     from pipeline.tokenizer import load_tokenizer
-    from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
+    from pipeline.training.train import BEST_WEIGHTS, CONFIG, TOKENIZER
 
     models = tmp_path_factory.mktemp("served")
     for name in ("gru_bahdanau", "gru_bahdanau-ids"):

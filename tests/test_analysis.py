@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from pipeline import corpus
-from pipeline.analysis import analyse, load_trained, probe_batch
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.decoding.analysis import analyse, load_trained, probe_batch
 
 
 def test_analysis_holds_the_probe_profile_and_attention_maps_that_sum_to_one(

@@ -1,7 +1,7 @@
 import numpy as np
 
-from pipeline.bench import markdown, real_lengths, real_share
-from pipeline.flops import matmul_rate
+from pipeline.bench.bench import markdown, real_lengths, real_share
+from pipeline.machine import matmul_rate
 
 
 def test_matmul_rate_is_a_plausible_cpu_rate():

@@ -116,10 +116,10 @@ def test_the_whole_chain_runs_on_a_catalogue_dataset_offline(tmp_path):
     """data -> tokenize -> train (tiny) -> export -> evaluate on ted_hrlr_translate pt->en, whose
     examples mock_data makes up (random letters): the score means nothing, the chain is the test."""
     from pipeline.config import load_config, make_config
-    from pipeline.evaluate import evaluate
-    from pipeline.export import export
+    from pipeline.decoding.evaluate import evaluate
+    from pipeline.decoding.export import export
     from pipeline.tokenizer import train_tokenizer
-    from pipeline.train import CONFIG, train
+    from pipeline.training.train import CONFIG, train
 
     examples = 40  # mock_data yields this many in every split
     data_dir = tmp_path / "tfds"

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import checkpoints
-from pipeline.checkpoints import CheckpointError
 from pipeline.constants import VARIANT_NAMES
+from pipeline.training import checkpoints
+from pipeline.training.checkpoints import CheckpointError
 
 STATE = {"epoch": 2, "callbacks": {"selection": {"best": 12.5}}}
 
@@ -49,7 +49,7 @@ def test_every_variant_keys_its_variables_alike_in_every_build(variant):
     # A resumed process builds the model anew: every key must name the same variable there.
     from pipeline.config import make_config
     from pipeline.models import build_model
-    from pipeline.train import compile_model
+    from pipeline.training.train import compile_model
 
     cfg = make_config("tiny", variant=variant, overrides=["model.dropout=0.3"])
     keys = []

@@ -1,3 +1,4 @@
+import argparse
 import gzip
 import json
 import os
@@ -10,14 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import corpus
+from pipeline import config, corpus, layout
+from pipeline.__main__ import STAGES, build_parser, configure, main
 from pipeline.corpus import PAIRS
+
+# Every stage there is: a stage dropped from the table fails the help tests.
+STAGE_NAMES = ("data", "tokenize", "train", "export", "evaluate", "analyse", "split", "report", "seeds",
+               "lesson", "tuning", "bench", "membench", "readme", "timings", "translate", "serve",
+               "servebench")  # fmt: skip
 
 
 def environment() -> dict:
     """This process's environment as it is now: the shared_corpus fixture may have added the
-    synthetic corpus's digest table (MULTI30K_SHA256SUMS) after this module was imported."""
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    synthetic corpus's digest table (MULTI30K_SHA256SUMS) after this module was imported.
+    COLUMNS: help lines unwrapped."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "1000"}
 
 
 def pipeline_cli(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -49,13 +57,57 @@ def probe(args: tuple[str, ...], cwd) -> tuple[subprocess.CompletedProcess, list
     return result, json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_help_exits_zero_quickly(tmp_path):
+def test_help_exits_zero_quickly_and_lists_every_stage_with_its_line(tmp_path):
     start = time.monotonic()
     result = pipeline_cli("--help", cwd=tmp_path)
     assert time.monotonic() - start < 10  # importing TensorFlow alone takes seconds
     assert result.returncode == 0
-    for stage in ("data", "tokenize", "train", "export", "evaluate", "translate"):
-        assert stage in result.stdout
+    assert [stage.name for stage in STAGES] == list(STAGE_NAMES)
+    listed = " ".join(result.stdout.split())
+    for stage in STAGES:
+        assert f" {stage.name} {stage.help} " in f"{listed} ", stage.name
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda stage: stage.name)
+def test_a_stage_help_lists_every_option_of_the_table(stage, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit) as exit:
+        main([stage.name, "--help"])
+    assert exit.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"{stage.help[0].upper()}{stage.help[1:]}." in shown
+    assert stage.options
+    for choice in stage.options:
+        help = choice.settings["help"]
+        if help == argparse.SUPPRESS:  # the internal options of membench's measured child
+            assert not any(flag in shown for flag in choice.flags), choice.flags
+            continue
+        assert all(flag in shown for flag in choice.flags) and help in shown, (stage.name, choice.flags)
+
+
+# Each light stage run to its end (status 0) or to its error on missing inputs (status 1).
+LIGHT = [
+    (("readme", "--compare", "compare.md"), 0),
+    (("timings", "--table", "--out-dir", "o"), 0),
+    (("seeds", "--runs", "a", "--reports-dir", "nowhere", "--out-dir", "o"), 1),
+    (("tuning", "--runs", "nowhere", "--out-dir", "o"), 1),
+    (("lesson", "--compare", "nowhere/compare.json", "--out", "o/lesson.md"), 1),
+    (("report", "--variants", "gru", "--split-file", "t.json", "--reports-dir", "r", "--out-dir", "o"), 1),
+]
+
+
+@pytest.mark.parametrize("args, expected", LIGHT, ids=[args[0] for args, _ in LIGHT])
+def test_the_light_stages_import_no_tensorflow(tmp_path, args, expected):
+    (tmp_path / "README.md").write_text("# x\n<!-- compare:start -->\n<!-- compare:end -->\n")
+    (tmp_path / layout.COMPARE_MD).write_text("| a |\n")
+    result, (status, loaded) = probe(args, tmp_path)
+    assert status == expected and not loaded, result.stderr[-2000:]
+    assert result.stderr.startswith("error: ") if status else not result.stderr, result.stderr[-2000:]
+
+
+def test_the_table_says_which_stages_are_light():
+    light = {stage.name for stage in STAGES if stage.light}
+    assert light == {"readme", "seeds", "tuning", "lesson", "report", "timings", "membench"}
 
 
 def test_help_does_not_load_tensorflow(tmp_path):
@@ -140,6 +192,53 @@ def test_a_missing_tokenizer_or_saved_model_is_one_line(tmp_path):
     )
 
 
+@pytest.mark.parametrize("given", [("--preset", "tiny"), ("--preset", "quick"), ("--variant", "lstm")])
+def test_a_tuning_run_with_a_preset_or_a_variant_is_a_usage_error(tmp_path, given):
+    result = pipeline_cli(*TRAIN, "--tuning-run", "A_d01", *given, cwd=tmp_path)
+    assert_one_line_usage_error(result, "nmt train", "--tuning-run sets the preset and the variant")
+
+
+def test_an_unknown_tuning_run_is_one_line(tmp_path):
+    result = pipeline_cli(*TRAIN, "--tuning-run", "Z_none", cwd=tmp_path)
+    assert_one_line_error(result, "unknown tuning run 'Z_none'", "A_d01")
+
+
+def test_a_tuning_run_gives_its_preset_variant_and_settings_then_the_command_lines():
+    chosen = config.tuning_run("C_d03_ls")
+    args = build_parser().parse_args([*TRAIN, "--tuning-run", "C_d03_ls", "--set", "train.epochs=2"])
+    overrides = [*chosen.overrides, "train.epochs=2"]
+    expected = config.make_config(chosen.preset, "de-en", chosen.variant, overrides)
+    assert configure(args) == expected and expected.train.epochs == 2
+    assert (args.preset, args.variant) == (chosen.preset, chosen.variant)
+    again = build_parser().parse_args([*TRAIN, "--tuning-run", "C_d03_ls", "--set", "model.dropout=0.25"])
+    assert configure(again).model.dropout == 0.25  # --set comes after the run's own settings
+    plain = build_parser().parse_args(list(TRAIN))
+    assert type(plain.preset) is str and type(plain.variant) is str  # no parsing sentinel left over
+    assert configure(plain) == config.make_config("quick", "de-en", "gru_bahdanau")
+
+
+def test_the_children_membench_measures_are_nmt_stages(tmp_path, monkeypatch, capsys):
+    from pipeline.bench import membench
+
+    started = []
+
+    def measure(command: list[str]) -> dict:
+        started.append(command)
+        seen = {"batches": 1, "examples": 2, "build_seconds": 0.1, "cached": True}
+        return {"peak_rss_mib": 10.0, "seconds": 1.0, "stdout": json.dumps(seen) + "\n"}
+
+    monkeypatch.setattr(membench, "measure", measure)
+    monkeypatch.setattr("pipeline.machine.matmul_rate", lambda: 100.0)
+    folders = ["--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "out")]
+    assert main(["membench", "--sizes", "10", "20", *folders]) == 0
+    assert capsys.readouterr().out.strip().endswith("memory.json")
+    assert [command[:3] for command in started] == [["-m", "pipeline", name] for name in
+                                                    ("data", "tokenize", "membench")] * 2  # fmt: skip
+    children = [build_parser().parse_args(command[2:]) for command in started]  # exit 2 if one did not parse
+    child = children[2]
+    assert (child.one_pass, child.data_dir, child.spm_model.name) == (10, tmp_path / "data", "spm.model")
+
+
 def test_debug_shows_the_traceback(tmp_path):
     result = pipeline_cli("--debug", *TRAIN, "--variant", "gur", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" in result.stderr and "ConfigError" in result.stderr
@@ -219,43 +318,55 @@ def report_folder(
              "config": {"preset": preset}, "analysis": analysis}  # fmt: skip
     for name, content in files.items():
         (folder / f"{name}.json").write_text(json.dumps(content))
-    (folder / "test.hyp.txt").write_text(hypotheses)
+    (folder / layout.hypotheses("test")).write_text(hypotheses)
     return folder
 
 
-def report_cli(prepared_data: Path, tmp_path: Path, *variants: str) -> subprocess.CompletedProcess:
-    folders = ("--data-dir", str(prepared_data), "--reports-dir", "reports", "--out-dir", "out")
-    return pipeline_cli("report", "--preset", "tiny", "--variants", *variants, *folders, cwd=tmp_path)
-
-
-def test_hypotheses_that_do_not_pair_with_the_references_are_one_line(prepared_data, tmp_path):
-    # A report folder whose translations are of another (shorter) split: the report stage says so.
-    report_folder(tmp_path / "reports", "gru")
-    assert_one_line_error(
-        report_cli(prepared_data, tmp_path, "gru"), "2 hypotheses for 64 references", "make evaluate"
+@pytest.fixture(scope="module")
+def split_file(prepared_data, tmp_path_factory) -> Path:
+    """The test split as the split stage writes it: what the report stage reads instead of the data."""
+    if not hasattr(corpus, "write_split"):
+        pytest.skip("pipeline.corpus.write_split, the split stage's function, is not there yet")
+    return corpus.write_split(
+        "de-en", "test", prepared_data, tmp_path_factory.mktemp("split") / layout.result("test")
     )
 
 
-def test_a_comparison_with_a_variant_missing_names_it_and_how_to_leave_it_out(prepared_data, tmp_path):
+def report_cli(split_file: Path, tmp_path: Path, *variants: str) -> subprocess.CompletedProcess:
+    folders = ("--split-file", str(split_file), "--reports-dir", "reports", "--out-dir", "out")
+    return pipeline_cli("report", "--preset", "tiny", "--variants", *variants, *folders, cwd=tmp_path)
+
+
+def test_hypotheses_that_do_not_pair_with_the_references_are_one_line(split_file, tmp_path):
+    # A report folder whose translations are of another (shorter) split: the report stage says so.
     report_folder(tmp_path / "reports", "gru")
-    result = report_cli(prepared_data, tmp_path, "gru", "lstm")
+    assert_one_line_error(
+        report_cli(split_file, tmp_path, "gru"), "2 hypotheses for 64 references", "make evaluate"
+    )
+
+
+def test_a_comparison_with_a_variant_missing_names_it_and_how_to_leave_it_out(split_file, tmp_path):
+    report_folder(tmp_path / "reports", "gru")
+    result = report_cli(split_file, tmp_path, "gru", "lstm")
     advice = "make evaluate VARIANT=lstm PRESET=tiny"
     assert_one_line_error(result, "report folder of lstm", "is missing", advice, "VARIANTS=")
     (tmp_path / "reports" / "lstm").mkdir()
-    (tmp_path / "reports" / "lstm" / "test.json").write_text("{}")  # evaluate stopped part way
-    result = report_cli(prepared_data, tmp_path, "gru", "lstm")
+    (tmp_path / "reports" / "lstm" / layout.result("test")).write_text("{}")  # evaluate stopped part way
+    result = report_cli(split_file, tmp_path, "gru", "lstm")
     assert_one_line_error(result, "report folder of lstm", "has no test.greedy.json", "analysis.json")
     assert not (tmp_path / "out").exists()  # nothing written before every folder is there
 
 
-def test_a_comparison_refuses_rows_of_another_preset_or_other_training_code(prepared_data, tmp_path):
+def test_a_comparison_refuses_rows_of_another_preset_or_other_training_code(
+    prepared_data, split_file, tmp_path
+):
     report_folder(tmp_path / "reports", "gru", preset="quick")
-    assert_one_line_error(report_cli(prepared_data, tmp_path, "gru"), "holds a quick run, not tiny")
+    assert_one_line_error(report_cli(split_file, tmp_path, "gru"), "holds a quick run, not tiny")
     references = corpus.read_split("de-en", "test", prepared_data, 64)[1]
     lines = "".join(f"{r}\n" for r in references)
     report_folder(tmp_path / "reports", "lstm", training_code=1, hypotheses=lines)
     report_folder(tmp_path / "reports", "rnn", hypotheses=lines)
-    result = report_cli(prepared_data, tmp_path, "lstm", "rnn")
+    result = report_cli(split_file, tmp_path, "lstm", "rnn")
     assert_one_line_error(
         result, "different training code", "code 1: lstm; code 2: rnn", "train the older ones"
     )
@@ -277,7 +388,8 @@ def test_a_batch_size_below_one_is_a_usage_error(tmp_path, size):
 
 
 def test_missing_folders_and_unknown_variants_of_the_light_stages_are_one_line(tmp_path):
-    report = ("report", "--variants", "gru", "gur", "--reports-dir", "r", "--out-dir", "o")
+    folders = ("--split-file", "s.json", "--reports-dir", "r", "--out-dir", "o")
+    report = ("report", "--variants", "gru", "gur", *folders)
     assert_one_line_error(pipeline_cli(*report, cwd=tmp_path), "unknown variant 'gur'", "gru_bahdanau")
     readme = pipeline_cli("readme", "--compare", "nowhere/compare.md", "--readme", "nowhere.md", cwd=tmp_path)
     assert_one_line_error(readme, "nowhere.md does not exist")
@@ -335,10 +447,6 @@ def test_an_export_to_a_folder_that_cannot_be_written_is_one_line(tiny_run, tmp_
 
 
 def test_every_stage_and_every_option_has_a_line_of_help():
-    import argparse
-
-    from pipeline.__main__ import build_parser
-
     parser = build_parser()
     assert parser.prog == "nmt" and "make all" in parser.description
     stages = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

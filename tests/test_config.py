@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from pipeline import layout
 from pipeline.config import PRESETS, Config, load_config, make_config, save_config, to_dict
 from pipeline.errors import ConfigError
 
@@ -62,7 +63,7 @@ def test_unknown_preset_is_refused():
 def test_save_load_round_trip(tmp_path):
     cfg = make_config("tiny", pair="fr-en", variant="lstm_bahdanau", overrides=["train.epochs=2"])
     assert cfg != Config()
-    loaded = load_config(save_config(cfg, tmp_path / "run" / "config.json"))
+    loaded = load_config(save_config(cfg, tmp_path / "run" / layout.CONFIG))
     assert loaded == cfg
     assert dataclasses.asdict(loaded) == dataclasses.asdict(cfg)
 
@@ -106,15 +107,15 @@ def test_a_config_json_from_before_corpora_loads_as_multi30k(tmp_path):
     cfg = make_config("tiny")
     old = to_dict(cfg)
     del old["corpus"]
-    (tmp_path / "config.json").write_text(json.dumps(old))
-    assert load_config(tmp_path / "config.json") == cfg and cfg.corpus == "multi30k"
+    (tmp_path / layout.CONFIG).write_text(json.dumps(old))
+    assert load_config(tmp_path / layout.CONFIG) == cfg and cfg.corpus == "multi30k"
 
 
 def test_a_config_json_from_before_the_decoders_own_depth_is_as_deep_on_each_side(tmp_path):
     old = to_dict(make_config("converge", variant="transformer", overrides=["model.layers=6"]))
     del old["model"]["decoder_layers"]
-    (tmp_path / "config.json").write_text(json.dumps(old))
-    model = load_config(tmp_path / "config.json").model
+    (tmp_path / layout.CONFIG).write_text(json.dumps(old))
+    model = load_config(tmp_path / layout.CONFIG).model
     assert (model.layers, model.decoder_layers) == (6, 6)
     assert make_config("converge", variant="transformer", overrides=["model.decoder_layers=1"]).model == (
         dataclasses.replace(make_config("converge", variant="transformer").model, decoder_layers=1)

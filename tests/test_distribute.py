@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import checkpoints
 from pipeline.config import make_config
 from pipeline.errors import ConfigError
-from pipeline.train import CHECKPOINTS, SUMMARY
+from pipeline.training import checkpoints
+from pipeline.training.train import CHECKPOINTS, SUMMARY
 
 HARNESS = Path(__file__).with_name("train_process.py")
 PROJECT = HARNESS.parents[1]
@@ -188,7 +188,7 @@ def test_two_workers_train_as_one_device_and_only_the_chief_writes(
     for a, b in zip(final_weights(one_device[0]), final_weights(chief_dir), strict=True):
         np.testing.assert_allclose(b, a, rtol=0, atol=WEIGHTS_ATOL)
 
-    from pipeline.export import export
+    from pipeline.decoding.export import export
 
     exported = export(chief_dir, tmp_path / "saved" / "model")
     import tensorflow as tf
@@ -250,7 +250,7 @@ def test_a_killed_worker_and_its_restarted_cluster_resume_from_the_chiefs_checkp
     assert summary["epochs"] == 3 and summary["processes"] == 2
     assert [row["process"] for row in summary["history"]] == [1, 2, 2]
 
-    from pipeline.export import export
+    from pipeline.decoding.export import export
 
     exported = export(run_dir, tmp_path / "saved" / "model")
     import tensorflow as tf

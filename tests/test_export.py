@@ -11,15 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.protobuf import saved_model_pb2
 
-from pipeline.config import load_config
+from pipeline.config import load_config, make_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.decoding.export import MAX_SOURCE_PIECES, MAX_WORK, export, ids_base, memory_bound
+from pipeline.decoding.search import beam_search
 from pipeline.errors import UserError
-from pipeline.export import MAX_SOURCE_PIECES, MAX_WORK, export, ids_base, memory_bound
 from pipeline.files import latest_version
 from pipeline.models import VARIANTS, build_model
-from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
-from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
+from pipeline.training.train import BEST_WEIGHTS, CONFIG, TOKENIZER
 
 # The last is longer than MAX_SOURCE_PIECES and is cut, in the graph as here.
 SOURCES = ["Ein Hund läuft über eine grüne Wiese.", "Zwei Männer spielen Fußball.", "", "Hunde " * 300]
@@ -208,10 +208,10 @@ def test_translate_ids_runs_only_core_tensorflow_ops(exported):
 
 
 def test_evaluate_loads_the_text_servable_in_a_process_without_the_export_module(exported):
-    # The evaluate and translate stages never import pipeline.export (nor, through it,
+    # The evaluate and translate stages never import pipeline.decoding.export (nor, through it,
     # tensorflow_text): evaluate must register the SentencePiece ops itself.
-    code = "import sys\nfrom pipeline.evaluate import load_translator\nload_translator(sys.argv[1])\n" \
-           "print('pipeline.export' in sys.modules)"  # fmt: skip
+    code = ("import sys\nfrom pipeline.decoding.evaluate import load_translator\n"
+            "load_translator(sys.argv[1])\nprint('pipeline.decoding.export' in sys.modules)")  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", code, str(exported.parent)],
                             capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
@@ -237,7 +237,7 @@ def test_hostile_inputs_are_bounded(exported):
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_variant_trains_a_step_and_exports(variant, spm_model, tmp_path):
     from pipeline.config import make_config, save_config
-    from pipeline.train import compile_model
+    from pipeline.training.train import compile_model
 
     cfg = make_config("tiny", variant=variant, overrides=["model.units=8", "model.embedding_dim=8"])
     sp = load_tokenizer(spm_model)
@@ -400,6 +400,20 @@ before = peak()
 shapes = {s: {k: v.shape.as_list() for k, v in run(large, s).items()} for s in sys.argv[3:]}
 print(json.dumps({"growth": peak() - before, "shapes": shapes}))
 """
+
+
+@pytest.mark.parametrize(
+    "variant, overrides, bound",
+    [
+        ("transformer", ["model.layers=2", "model.decoder_layers=1", "model.heads=4"], 845_152_256),
+        ("gru_luong", [], 687_865_856),
+        ("gru", [], 637_534_208),
+    ],
+)
+def test_each_model_gives_the_memory_bound_its_search_width(variant, overrides, bound):
+    # The bounds of the tiny models as export computed them before the models answered for themselves.
+    cfg = make_config("tiny", variant=variant, overrides=overrides)
+    assert memory_bound(build_model(cfg.model, 30)) == bound
 
 
 @pytest.mark.slow

@@ -79,7 +79,7 @@ EXPORT_KILLED = """
 import os, signal, sys
 from pathlib import Path
 import tensorflow as tf
-from pipeline.export import export
+from pipeline.decoding.export import export
 
 save = tf.saved_model.save
 
@@ -94,7 +94,7 @@ export(Path(sys.argv[1]), Path(sys.argv[2]))
 
 @pytest.mark.slow
 def test_an_export_killed_while_writing_leaves_no_version_a_server_would_load(tiny_run, tmp_path):
-    from pipeline.export import export, ids_base
+    from pipeline.decoding.export import export, ids_base
 
     base = tmp_path / "gru_bahdanau"
     killed = subprocess.run(

@@ -1,7 +1,7 @@
 import pytest
 
+from pipeline.bench.flops import TRAINING_PASSES, training_step_flops
 from pipeline.config import ModelConfig
-from pipeline.flops import TRAINING_PASSES, training_step_flops
 from pipeline.models import VARIANTS, build_model
 
 RECURRENT = sorted(v for v in VARIANTS if v != "transformer")  # tests/test_transformer.py: the other

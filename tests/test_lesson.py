@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pipeline.lesson import reading, verdict
+from pipeline import layout
+from pipeline.reporting.lesson import reading, verdict
 
 
 def row(variant: str, attention: str | None, bleu: float, short: float, long: float) -> dict:
@@ -17,7 +18,7 @@ def row(variant: str, attention: str | None, bleu: float, short: float, long: fl
 
 
 def comparison(tmp_path, rows, pairs, flows):
-    path = tmp_path / "compare.json"
+    path = tmp_path / layout.COMPARE_JSON
     path.write_text(
         json.dumps({"baseline": "gru_bahdanau", "variants": rows, "pairs": pairs, "gradient_flow": flows})
     )
@@ -39,7 +40,7 @@ def test_the_reading_follows_the_numbers_where_they_agree_with_the_lesson_and_wh
     pairs = [{"before": "gru", "after": "gru_bahdanau", "p": 0.001},
              {"before": "rnn", "after": "gru", "p": 0.001}]  # fmt: skip
     flows = {"rnn": [1e-4, 1e-2], "gru": [1e-3, 1e-2], "gru_bahdanau": [2.0, 1.0]}
-    seeds = tmp_path / "seeds.json"
+    seeds = tmp_path / layout.SEEDS_JSON
     spread = {"test_bleu": {"stdev": 0.5, "min": 34.8, "max": 35.5}}
     seeds.write_text(
         json.dumps({"runs": [{"run": "gru_bahdanau"}, {"run": "gru_bahdanau-seed1"}], "spread": spread})

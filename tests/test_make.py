@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import layout
+from pipeline.config import TUNING_RUNS
 from pipeline.constants import VARIANT_NAMES
 from pipeline.tokenizer import load_tokenizer
 
@@ -41,15 +44,26 @@ def make(target: str, tmp: Path, corpus: Path, **extra) -> subprocess.CompletedP
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
+def dry_run(target: str, tmp: Path, **extra) -> list[str]:
+    """The commands ``make -n target`` prints, one a line (continuation lines joined)."""
+    plan = make(target, tmp, tmp / "corpus", MAKEFLAGS="--dry-run", **extra)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    return plan.stdout.replace("\\\n", " ").splitlines()
+
+
+def trains(plan: list[str]) -> list[str]:
+    return [line for line in plan if "-m pipeline train" in line]
+
+
 @pytest.mark.slow
 def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     # A report committed to the repository, as on a fresh clone: it must not stop the variant's run.
-    committed = tmp_path / "reports" / VARIANTS[0] / "test.json"
+    committed = tmp_path / "reports" / VARIANTS[0] / layout.result("test")
     committed.parent.mkdir(parents=True)
     committed.write_text("{}")
     first = make("all", tmp_path, shared_corpus)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    for stage in ("data", "tokenize", "train", "export", "evaluate", "analyse", "report"):
+    for stage in ("data", "tokenize", "split", "train", "export", "evaluate", "analyse", "report"):
         assert f"-m pipeline {stage}" in first.stdout
     for variant in VARIANTS:
         assert f"--variant {variant}" in first.stdout
@@ -59,16 +73,21 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     for variant in VARIANTS:
         assert (tmp_path / "saved" / variant / "1" / "saved_model.pb").is_file()
         assert (tmp_path / "saved" / f"{variant}-ids" / "1" / "saved_model.pb").is_file()
-        greedy = json.loads((tmp_path / "reports" / variant / "test.greedy.json").read_text())
+        greedy = json.loads(
+            (tmp_path / "reports" / variant / layout.result("test", layout.GREEDY)).read_text()
+        )
         assert greedy["decoding"] == "greedy" and greedy["sentences"] == 64
-        report = json.loads((tmp_path / "reports" / variant / "test.json").read_text())
+        report = json.loads((tmp_path / "reports" / variant / layout.result("test")).read_text())
         assert report["sentences"] == 64  # the tiny preset's eval_limit
         assert report["beam_size"] == report["beam_size_used"] == 5  # 64 sentences fit beam 5
         assert 0 <= report["bleu"] <= 100 and report["bleu_signature"].startswith("nrefs:1")
-        assert len((tmp_path / "reports" / variant / "test.hyp.txt").read_text().splitlines()) == 64
-        assert (tmp_path / "reports" / variant / "validation.json").is_file()
+        assert (
+            len((tmp_path / "reports" / variant / layout.hypotheses("test")).read_text().splitlines()) == 64
+        )
+        assert (tmp_path / "reports" / variant / layout.result("validation")).is_file()
+    assert (tmp_path / "data" / "splits" / "de-en" / layout.result("test")).is_file()  # what the report reads
 
-    compare = json.loads((tmp_path / "compare" / "compare.json").read_text())
+    compare = json.loads((tmp_path / "compare" / layout.COMPARE_JSON).read_text())
     assert [row["variant"] for row in compare["variants"]] == list(VARIANTS)
     assert set(compare["gradient_flow"]) == set(VARIANTS)
     figures = {p.name for p in (tmp_path / "compare").glob("*.png")}
@@ -89,7 +108,7 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     )
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
     assert "-m pipeline train" not in bench.stdout  # it measures what is there
-    result = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    result = json.loads((tmp_path / "bench" / layout.BENCH_JSON).read_text())
     assert result["matmul_gflops"] > 0 and [r["variant"] for r in result["variants"]] == list(VARIANTS)
     for row in result["variants"]:
         assert row["step_seconds"] > 0 and row["ratio_to_floor"] > 0
@@ -106,12 +125,12 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     assert "-m pipeline train" not in again.stdout and "| `gru_bahdanau` |" in again.stdout
     rebuilt = {p.name: p.read_bytes() for p in (tmp_path / "compare").iterdir()}
     assert rebuilt.keys() == built.keys()
-    for name in ("compare.md", "compare.json", "summary.md"):
+    for name in (layout.COMPARE_MD, layout.COMPARE_JSON, layout.SUMMARY_MD):
         assert rebuilt[name] == built[name], name
     subset = make("report", tmp_path, shared_corpus, VARIANTS="gru", COMPARE_DIR=tmp_path / "subset")
     assert subset.returncode == 0, subset.stderr[-3000:]
     assert [
-        r["variant"] for r in json.loads((tmp_path / "subset" / "compare.json").read_text())["variants"]
+        r["variant"] for r in json.loads((tmp_path / "subset" / layout.COMPARE_JSON).read_text())["variants"]
     ] == ["gru"]
 
 
@@ -131,16 +150,77 @@ def test_make_all_trains_every_variant_the_registry_builds():
 
 
 def test_the_transformers_tune_runs_train_it_on_the_converge_budget(tmp_path):
-    plan = make("tune-transformer", tmp_path, tmp_path / "corpus", MAKEFLAGS="--dry-run")
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    trains = [line for line in plan.stdout.replace("\\\n", " ").splitlines() if "-m pipeline train" in line]
-    assert len(trains) == 4 and all("--preset converge --variant transformer" in t for t in trains)
-    assert "train.learning_rate=1e-3" in trains[0] and "train.learning_rate=5e-4" in trains[1]
-    assert "--set model.layers=6 --set model.decoder_layers=1" in trains[2]
-    assert "--set model.embedding_dim=128 --set model.ff_dim=512 --set model.layers=4" in trains[3]
-    assert not [t for t in trains[2:] if "learning_rate" in t]  # the converge run's own peak
+    runs = ["transformer_peak1e3", "transformer_peak5e4", "transformer_6x1", "transformer_tiny"]
+    plan = dry_run("tune-transformer", tmp_path)
+    tokenizer = tmp_path / "data" / "spm" / "de-en-converge" / layout.TOKENIZER  # make tune PRESET=converge's
+    assert trains(plan) == [
+        f"{sys.executable} -m pipeline train --tuning-run {run} --pair de-en --data-dir {tmp_path}/data/tfds"
+        f" --tokenizer {tokenizer} --run-dir runs/tune/{run}"
+        for run in runs
+    ]
+    # What each run trains is config.TUNING_RUNS's: converge's budget, one change from the Transformer.
+    assert {(TUNING_RUNS[r].preset, TUNING_RUNS[r].variant) for r in runs} == {("converge", "transformer")}
+    assert TUNING_RUNS[runs[0]].settings == ("train.learning_rate=1e-3",)
+    assert TUNING_RUNS[runs[1]].settings == ("train.learning_rate=5e-4",)
+    assert TUNING_RUNS[runs[2]].settings == ("model.layers=6", "model.decoder_layers=1")
+    assert "model.embedding_dim=128" in TUNING_RUNS[runs[3]].settings
+    assert not [r for r in runs[2:] if "learning_rate" in " ".join(TUNING_RUNS[r].overrides)]  # 2e-3
     # beside the converge run itself, read from its committed report folder
-    assert "--runs reports/de-en/converge/transformer runs/tune/transformer_peak1e3" in plan.stdout
+    assert any("--runs reports/de-en/converge/transformer runs/tune/transformer_peak1e3" in x for x in plan)
+
+
+def test_make_tune_trains_every_tuning_run_of_the_config_with_this_presets_tokenizer(tmp_path):
+    # Make names the runs (their presets, variants and settings are config.TUNING_RUNS) and gives
+    # each the tokenizer of the PRESET it runs under, whatever the run's own preset.
+    tune, transformer = trains(dry_run("tune", tmp_path)), trains(dry_run("tune-transformer", tmp_path))
+    names = [line.split("--tuning-run ")[1].split()[0] for line in tune + transformer]
+    assert sorted(names) == sorted(TUNING_RUNS)
+    assert {TUNING_RUNS[r].variant for r in names[: len(tune)]} == {"gru_bahdanau"}
+    tokenizer = tmp_path / "data" / "spm" / "de-en-tiny" / layout.TOKENIZER
+    assert all(f"--tokenizer {tokenizer} " in line for line in tune)
+
+
+def test_the_report_reads_the_test_split_from_its_file_not_tfds(tmp_path):
+    split = tmp_path / "data" / "splits" / "de-en" / layout.result("test")
+    for target in ("all", "report"):
+        plan = dry_run(target, tmp_path)
+        stages = [line.split("-m pipeline ")[1].split()[0] for line in plan if "-m pipeline " in line]
+        assert stages.index("data") < stages.index("split") < stages.index("report"), target
+        (line,) = [x for x in plan if "-m pipeline split" in x]
+        assert line.endswith(f"--split test --data-dir {tmp_path}/data/tfds --out {split}")
+        (line,) = [x for x in plan if "-m pipeline report" in x]
+        assert f"--split-file {split} " in line and "--data-dir" not in line, target
+
+
+def targets() -> set[str]:
+    """Every target a user types (make's database: the phony ones, and any rule on a plain word)."""
+    database = subprocess.run(
+        ["make", "-pRrq", "-f", "Makefile", ":"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    ).stdout.splitlines()
+    phony = next(line for line in database if line.startswith(".PHONY:")).split(":", 1)[1].split()
+    rules = {
+        m.group(1)
+        for before, line in zip(["", *database], database, strict=False)
+        if (m := re.match(r"([A-Za-z][-\w]*):(?!=)", line)) and before != "# Not a target:"
+    }
+    return set(phony) | rules
+
+
+def test_make_help_lists_every_target_with_its_comment(tmp_path):
+    # From another folder too: make -C finds the file names and the included files.
+    command = ["make", "--no-print-directory", "-C", str(ROOT), "help"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    listed = dict(m.groups() for m in re.finditer(r"^  (\S+) +(\S.*)$", result.stdout, re.MULTILINE))
+    expected = targets()
+    assert {"all", "help", "compare", "report", "tune", "bench", "serve", "readme", "mutate"} <= expected
+    assert sorted(expected - listed.keys()) == [], "a target without a ## comment above it"
+    assert sorted(listed.keys() - expected) == [], "a ## comment above no target"
+    headings = [line for line in result.stdout.splitlines() if line and not line.startswith(" ")]
+    assert headings[0] == "Makefile" and all(h.startswith("mk/") for h in headings[1:])
+    # `make` alone is `make all`, whatever comes first in the listing.
+    database = subprocess.run(["make", "-pRrq", ":"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert ".DEFAULT_GOAL := all" in database.splitlines()
 
 
 @pytest.mark.slow
@@ -149,12 +229,12 @@ def test_a_reversed_direction_prepares_trains_and_exports(tmp_path, shared_corpu
     result = make("export", tmp_path, shared_corpus, PAIR="en-de", VARIANT="gru")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "data" / "tfds" / "multi30k" / "en-de" / "1.0.0" / "dataset_info.json").is_file()
-    assert (tmp_path / "data" / "spm" / "en-de-tiny" / "spm.model").is_file()
-    summary = json.loads((tmp_path / "runs" / "gru" / "train.json").read_text())
+    assert (tmp_path / "data" / "spm" / "en-de-tiny" / layout.TOKENIZER).is_file()
+    summary = json.loads((tmp_path / "runs" / "gru" / layout.SUMMARY).read_text())
     assert summary["epochs"] == 1
     for servable in ("gru_en_de", "gru_en_de-ids"):
         assert (tmp_path / "saved" / servable / "1" / "saved_model.pb").is_file()
-    config = json.loads((tmp_path / "runs" / "gru" / "config.json").read_text())
+    config = json.loads((tmp_path / "runs" / "gru" / layout.CONFIG).read_text())
     assert config["pair"] == "en-de"
 
 
@@ -166,7 +246,7 @@ def test_every_other_language_prepares_and_tokenizes(tmp_path, shared_corpus, pa
     result = make("tokenize", tmp_path, shared_corpus, PAIR=pair)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "data" / "tfds" / "multi30k" / pair / "1.0.0" / "dataset_info.json").is_file()
-    sp = load_tokenizer(tmp_path / "data" / "spm" / f"{pair}-tiny" / "spm.model")
+    sp = load_tokenizer(tmp_path / "data" / "spm" / f"{pair}-tiny" / layout.TOKENIZER)
     for language in pair.split("-"):  # trained on both sides of this pair: their letters are known
         with gzip.open(shared_corpus / f"train.{language}.gz", "rt", encoding="utf-8") as f:
             first = f.readline().strip()

@@ -1,14 +1,22 @@
+import json
+from collections import Counter
+from pathlib import Path
+
+import h5py
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import ModelConfig
+from pipeline import layout
+from pipeline.config import ModelConfig, make_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
 from pipeline.models import VARIANTS, build_model
 from pipeline.models.attention import BahdanauAttention
 from pipeline.models.encoder import RecurrentEncoder
 from pipeline.models.seq2seq import Seq2Seq
+from pipeline.training import checkpoints
+from pipeline.training.train import compile_model
 
 RECURRENT = sorted(v for v in VARIANTS if v != "transformer")  # tests/test_transformer.py: the other
 
@@ -64,13 +72,45 @@ def test_saved_model_file_reloads_with_same_outputs(variant, tmp_path):
 @pytest.mark.parametrize("variant", RECURRENT)
 def test_weights_file_reloads_into_fresh_model(variant, tmp_path):
     model = tiny_model(variant)
-    path = tmp_path / "model.weights.h5"
+    path = tmp_path / layout.WEIGHTS
     model.save_weights(path)
     keras.utils.set_random_seed(1)  # different initial weights, so only loading can make them equal
     fresh = build_model(ModelConfig(variant=variant, **TINY), VOCAB)
     assert not np.allclose(fresh(INPUTS), model(INPUTS), atol=1e-5)
     fresh.load_weights(path)
     np.testing.assert_allclose(fresh(INPUTS), model(INPUTS), atol=1e-5)
+
+
+# Where the code before the Transformer's stacks were renamed kept a tiny model's state (made by that code).
+EARLIER_PATHS = json.loads((Path(__file__).parent / "weight_paths.json").read_text())
+
+
+def stored_groups(path: Path) -> dict[str, int]:
+    """The groups of a weights file that hold datasets, and how many each holds."""
+    datasets: list[str] = []
+    with h5py.File(path, "r") as file:
+        file.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return dict(Counter(name.rpartition("/")[0] for name in datasets))  # ".../vars/0" -> ".../vars"
+
+
+@pytest.mark.parametrize("variant", ["transformer", "gru_luong"])
+def test_weights_optimizer_and_random_streams_keep_the_paths_of_earlier_runs(variant, tmp_path):
+    # A run folder keeps them by path (checkpoints.py): the same paths, so earlier runs load and resume.
+    earlier = EARLIER_PATHS[variant]
+    cfg = make_config("tiny", variant=variant, overrides=[*earlier["overrides"], "model.dropout=0.1"])
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_model(cfg.model, 30), cfg)
+    model.optimizer.build(model.trainable_variables)
+    model.save_weights(tmp_path / layout.WEIGHTS)
+    assert stored_groups(tmp_path / layout.WEIGHTS) == earlier["stored"]
+    assert [v.path for v in model.weights] == earlier["variables"]  # in order: the optimizer's are by index
+    assert sorted(checkpoints.resumable_variables(model)) == earlier["resumable"]
+    keras.utils.set_random_seed(1)
+    fresh = build_model(cfg.model, 30)
+    inputs = {"source": SOURCE, "target_in": TARGET_IN}
+    assert not np.allclose(fresh(inputs), model(inputs), atol=1e-5)
+    fresh.load_weights(tmp_path / layout.WEIGHTS)
+    np.testing.assert_array_equal(fresh(inputs), model(inputs))
 
 
 def test_attention_weights_are_a_distribution_over_real_positions():
@@ -116,10 +156,10 @@ def test_encoder_ignores_padding(cell):
 
 def step_by_step_logits(model: Seq2Seq, source, target_in) -> np.ndarray:
     """Logits from encode + decode_step, fed the same previous tokens as teacher forcing."""
-    source_inputs, state = model.encode(tf.constant(source))
+    encoded, state = model.encode(tf.constant(source))
     logits = []
     for t in range(target_in.shape[1]):
-        step_logits, state = model.decoder.decode_step(tf.constant(target_in[:, t]), state, source_inputs)
+        step_logits, state = model.decoder.decode_step(tf.constant(target_in[:, t]), state, encoded)
         logits.append(step_logits)
     return np.stack(logits, axis=1)  # (batch, tgt_len, vocab)
 

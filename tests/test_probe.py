@@ -4,9 +4,9 @@ import pytest
 
 from pipeline.config import ModelConfig
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.decoding.probe import check_unrolled, gradient_flow
 from pipeline.models import VARIANTS, build_model
 from pipeline.models.seq2seq import Seq2Seq
-from pipeline.probe import check_unrolled, gradient_flow
 
 RECURRENT = sorted(v for v in VARIANTS if v != "transformer")  # tests/test_transformer.py: the other
 

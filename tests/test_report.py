@@ -1,14 +1,41 @@
-"""The report stage's pieces: BLEU by length bucket, the table, the figures, the README splice."""
+"""The report stage's pieces: BLEU by length bucket, the table, the figures, the README splice; the
+whole comparison from report folders and the test split's file, without TensorFlow or the models."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline import plots
+from pipeline import layout
+from pipeline.constants import VARIANTS
 from pipeline.errors import UserError
-from pipeline.readme import splice_readme
-from pipeline.report import bleu_by_length, compact_table, gradient_table, markdown_table
+from pipeline.reporting import plots
+from pipeline.reporting.readme import splice_readme
+from pipeline.reporting.report import (
+    bleu_by_length,
+    compact_table,
+    compare,
+    gradient_table,
+    markdown_table,
+    read_split_file,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTING = ["report", "lesson", "variance", "tuning", "plots", "readme"]
+# What a stage that reads report folders must not load: the models, the search, the corpus, TensorFlow.
+HEAVY = (
+    "tensorflow",
+    "tensorflow_datasets",
+    "keras",
+    "pipeline.models",
+    "pipeline.decoding",
+    "pipeline.corpus",
+)
 
 
 def test_bleu_by_length_scores_each_bucket_on_its_own_sentences():
@@ -104,7 +131,7 @@ def test_gradient_table_gives_first_middle_last_and_their_ratio():
 
 
 def test_plot_history_draws_a_resumed_run(tmp_path):
-    log = tmp_path / "run" / "log.csv"
+    log = tmp_path / "run" / layout.LOG
     log.parent.mkdir()
     header = (
         "epoch,process,loss,masked_accuracy,val_loss,val_masked_accuracy,xent,val_xent,val_bleu,"
@@ -116,7 +143,7 @@ def test_plot_history_draws_a_resumed_run(tmp_path):
         "3,2,3.6,0.38,3.7,0.37,3.4,3.5,12.4,0.0005,61.2",  # resumed after a kill, rate halved
     ]
     log.write_text("\n".join([header, *epochs]) + "\n")
-    out = plots.plot_history(log, tmp_path / "training.png")
+    out = plots.plot_history(log, tmp_path / layout.TRAINING_PLOT)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # an older log, without xent nor the process column: the loss instead
     log.write_text("epoch,loss,val_loss\n1,5.0,4.5\n2,4.0,3.9\n")
@@ -141,7 +168,7 @@ def test_figures_are_written(tmp_path):
 def test_splice_readme_replaces_only_the_marked_block(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n<!-- compare:start -->\nold\n<!-- compare:end -->\nafter\n")
-    compare = tmp_path / "compare.md"
+    compare = tmp_path / layout.COMPARE_MD
     compare.write_text("| new | table |\n")
     splice_readme(readme, compare)
     assert (
@@ -154,8 +181,101 @@ def test_splice_readme_replaces_only_the_marked_block(tmp_path):
 
 
 def test_the_ceiling_cell_gives_the_range_of_the_runs_machines():
-    from pipeline.report import ceiling_cell
+    from pipeline.reporting.report import ceiling_cell
 
     assert ceiling_cell([365.4, 373.1, 365.4]) == "365.4-373.1"
     assert ceiling_cell([480.0]) == "480.0"
     assert ceiling_cell([]) == "-"  # a run from before ceilings were recorded
+
+
+@pytest.mark.parametrize("module", REPORTING)
+def test_the_reporting_stages_load_no_model_search_corpus_or_tensorflow(module):
+    name = f"pipeline.reporting.{module}"
+    code = "import importlib, sys; importlib.import_module(sys.argv[1]); print(*sys.modules, sep='\\n')"
+    result = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = result.stdout.split()
+    assert name in loaded
+    heavy = [h for h in HEAVY if any(m == h or m.startswith(f"{h}.") for m in loaded)]
+    assert not heavy, f"importing {name} loads {', '.join(heavy)}"
+
+
+@pytest.fixture(scope="module")
+def split_file(prepared_data, tmp_path_factory) -> Path:
+    """The de-en test split (1000 pairs) as the split stage writes it."""
+    from pipeline import corpus
+
+    return corpus.write_split(
+        "de-en", "test", prepared_data, tmp_path_factory.mktemp("splits") / layout.result("test")
+    )
+
+
+def report_folder(reports: Path, variant: str, hypotheses: list[str]) -> None:
+    """A variant's report folder as train, evaluate and analyse leave it, with made-up numbers."""
+    folder = reports / variant
+    folder.mkdir(parents=True)
+    scores = {"bleu": 1.0, "bleu_lc": 1.0, "chrf": 1.0}
+    summary = {"parameters": 1, "epochs": 1, "best_epoch": 1, "train_seconds": 60.0, "tokens_per_second": 1,
+               "stopped_by": "epochs", "length_penalty": 0.6, "training_code": 2}  # fmt: skip
+    files = {layout.result("test"): scores, layout.result("test", layout.GREEDY): scores,
+             layout.result("validation"): scores, layout.SUMMARY: summary,
+             layout.CONFIG: {"preset": "tiny", "train": {"length_penalties": [0.6]}},
+             layout.ANALYSIS: {"gradient_flow": [1.0, 2.0], "attention": None}}  # fmt: skip
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content))
+    (folder / layout.hypotheses("test")).write_text("".join(f"{h}\n" for h in hypotheses), encoding="utf-8")
+
+
+def test_compare_scores_the_first_eval_limit_pairs_of_the_split_file(split_file, tmp_path):
+    split = json.loads(split_file.read_text(encoding="utf-8"))
+    references = split["references"][:64]  # the tiny preset's eval_limit
+    report_folder(tmp_path / "reports", "gru", references)
+    report_folder(tmp_path / "reports", "gru_bahdanau", ["A dog."] * 64)
+    out = compare(
+        "de-en", "tiny", ["gru", "gru_bahdanau"], split_file, tmp_path / "reports", tmp_path / "out"
+    )
+    report = json.loads(out.read_text())
+    assert report["sentences"] == 64
+    gru, attentive = report["variants"]
+    assert (gru["cell"], gru["attention"]) == VARIANTS["gru"] == ("gru", None)
+    assert (attentive["cell"], attentive["attention"]) == ("gru", "bahdanau")
+    buckets = gru["test_bleu_by_length"]
+    sources = split["sources"][:64]
+    assert sum(b["sentences"] for b in buckets.values()) == 64
+    assert buckets["1-10"]["sentences"] == sum(len(s.split()) <= 10 for s in sources)
+    assert {b["bleu"] for b in buckets.values() if b["sentences"]} == {100.0}  # its references: perfect
+    table = (tmp_path / "out" / layout.COMPARE_MD).read_text()
+    assert table.startswith("Multi30k de-en, preset `tiny`, test_2016_flickr (64 sentences)")
+    figures = {p.name for p in (tmp_path / "out").glob("*.png")}  # no attention in the analyses: no heatmap
+    assert figures == {layout.BLEU_BY_VARIANT, layout.BLEU_BY_LENGTH, layout.GRADIENT_FLOW}
+
+
+def test_read_split_file_takes_all_without_a_limit(split_file):
+    sources, references, title = read_split_file(split_file, "de-en", None)
+    assert len(sources) == len(references) == 1000 and title == "test_2016_flickr"
+    assert read_split_file(split_file, "de-en", 2)[:2] == (sources[:2], references[:2])
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [({"pair": "en-de"}, "holds the multi30k en-de test split, not multi30k de-en test"),
+     ({"split": "validation"}, "holds the multi30k de-en validation split, not multi30k de-en test"),
+     ({"corpus": "ted_hrlr_translate/pt_to_en"}, "holds the ted_hrlr_translate/pt_to_en de-en test split")],
+)  # fmt: skip
+def test_a_split_file_of_another_corpus_pair_or_split_is_one_line(split_file, tmp_path, change, said):
+    other = tmp_path / layout.result("test")
+    other.write_text(json.dumps({**json.loads(split_file.read_text(encoding="utf-8")), **change}))
+    with pytest.raises(UserError, match="make report writes it") as raised:
+        read_split_file(other, "de-en", 64)
+    message = str(raised.value)
+    assert said in message and "\n" not in message
+    assert f"nmt split --corpus multi30k --pair de-en --split test --data-dir DATA --out {other}" in message
+
+
+def test_a_missing_or_unreadable_split_file_says_what_writes_it(tmp_path):
+    with pytest.raises(UserError, match=r"test split file .*nowhere.json is missing: make report writes it"):
+        read_split_file(tmp_path / "nowhere.json", "de-en", 64)
+    for text in ("not json", "[1, 2]"):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(UserError, match="bad.json is not a split file: make report writes it"):
+            read_split_file(tmp_path / "bad.json", "de-en", 64)

@@ -5,10 +5,16 @@ import tensorflow as tf
 
 from pipeline.config import ModelConfig, make_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.decoding.search import (
+    beam_search,
+    compile_search,
+    greedy_search,
+    max_output_lengths,
+    translate_rows,
+)
 from pipeline.metrics import score
 from pipeline.models import build_model
-from pipeline.search import beam_search, compile_search, greedy_search, max_output_lengths, translate_rows
-from pipeline.train import compile_model
+from pipeline.training.train import compile_model
 
 VOCAB = 20  # conftest.SYNTHETIC_VOCAB
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.export import export
+from pipeline.decoding.export import export
 from pipeline.serving.load import request
 from pipeline.tokenizer import load_tokenizer
 

@@ -1,6 +1,6 @@
 from conftest import real_corpus_present
 
-from pipeline import corpus
+from pipeline import corpus, layout
 from pipeline.config import TokenizerConfig
 from pipeline.constants import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, UNK_ID, UNK_PIECE
 from pipeline.tokenizer import load_tokenizer, train_tokenizer
@@ -44,7 +44,7 @@ def test_trains_on_the_train_split_only(prepared_data, tmp_path, monkeypatch):
     monkeypatch.setattr(corpus, "load_split", recording_load_split)
     path = train_tokenizer(TokenizerConfig(vocab_size=100, train_limit=200), "de-en", prepared_data, tmp_path)
     assert requested == [("de-en", "train")]
-    assert path == tmp_path / "spm.model" and path.is_file()
+    assert path == tmp_path / layout.TOKENIZER and path.is_file()
     assert_vocabulary(path, 100)
 
 

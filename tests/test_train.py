@@ -10,13 +10,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import checkpoints
-from pipeline.callbacks import Clock, Plateau
+from pipeline import layout
 from pipeline.config import PRESETS, load_config, make_config
 from pipeline.constants import TRAINING_CODE
 from pipeline.models import build_model
 from pipeline.tokenizer import load_tokenizer
-from pipeline.train import BEST_WEIGHTS, CHECKPOINTS, CONFIG, DECODING, SUMMARY, TOKENIZER, RunError, train
+from pipeline.training import checkpoints
+from pipeline.training.callbacks import Clock, Plateau
+from pipeline.training.train import (
+    BEST_WEIGHTS,
+    CHECKPOINTS,
+    CONFIG,
+    DECODING,
+    SUMMARY,
+    TOKENIZER,
+    RunError,
+    train,
+)
 
 # The tiny preset on 256 pairs: 8 batches per epoch, 64 validation pairs.
 TINY = ["data.train_limit=256"]
@@ -24,7 +34,7 @@ HARNESS = Path(__file__).with_name("train_process.py")
 
 
 def read_log(run_dir) -> list[dict]:
-    with open(run_dir / "log.csv", newline="") as f:
+    with open(run_dir / layout.LOG, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -51,7 +61,7 @@ def test_run_dir_holds_everything_later_stages_need(run_dir, spm_model):
     )
     assert (run_dir / TOKENIZER).read_bytes() == spm_model.read_bytes()
     assert (run_dir / BEST_WEIGHTS).stat().st_size > 0
-    assert (run_dir / "training.png").stat().st_size > 0
+    assert (run_dir / layout.TRAINING_PLOT).stat().st_size > 0
     decoding = json.loads((run_dir / DECODING).read_text())
     by_alpha = decoding["validation_bleu_by_length_penalty"]
     assert set(by_alpha) == {"0.0", "1.0"}
@@ -113,7 +123,7 @@ class Stoppable:
 def run_budget(minutes, epoch_seconds: list[float], monkeypatch, clock=None) -> int:
     """Epochs a Clock lets run when they take ``epoch_seconds`` each."""
     fake = FakeClock()
-    monkeypatch.setattr("pipeline.callbacks.time.monotonic", fake)
+    monkeypatch.setattr("pipeline.training.callbacks.time.monotonic", fake)
     clock = clock or Clock(minutes)
     clock.set_model(Stoppable())
     for epoch, seconds in enumerate(epoch_seconds):
@@ -317,7 +327,7 @@ def test_the_best_weights_are_the_best_epochs_and_the_export_loads(prepared_data
     assert all(np.array_equal(b, f) for b, f in zip(best, first, strict=True))
     assert not all(np.array_equal(b, f) for b, f in zip(best, final, strict=True))
 
-    from pipeline.export import export
+    from pipeline.decoding.export import export
 
     exported = export(run_dir, tmp_path / "saved" / "model")
     import tensorflow as tf

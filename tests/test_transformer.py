@@ -15,15 +15,15 @@ import tensorflow as tf
 from test_export import signature_op_types
 
 from pipeline.config import make_config, save_config
-from pipeline.export import export, ids_base
+from pipeline.decoding.export import export, ids_base
+from pipeline.decoding.probe import gradient_flow
+from pipeline.decoding.search import beam_search
 from pipeline.metrics import score
 from pipeline.models import build_model
 from pipeline.models.lengths import max_output_lengths
 from pipeline.models.transformer import Transformer
-from pipeline.probe import gradient_flow
-from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
-from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER, compile_model
+from pipeline.training.train import BEST_WEIGHTS, CONFIG, TOKENIZER, compile_model
 
 VOCAB = 20  # conftest.SYNTHETIC_VOCAB
 SMALL = ["model.embedding_dim=32", "model.layers=2", "model.heads=4", "model.ff_dim=64"]
@@ -65,13 +65,13 @@ class WholePrefix:
                  "alignment": tf.zeros([batch, tf.shape(source)[1]])}  # fmt: skip
         return {"memory": memory, "mask": mask}, state
 
-    def decode_step(self, token_ids, state, source):
+    def decode_step(self, token_ids, state, encoded):
         step = int(state["step"][0])
         prefix = (
             state["prefix"]
             + tf.one_hot(step, tf.shape(state["prefix"])[1], dtype=tf.int32) * token_ids[:, None]
         )
-        logits, weights = self.model.decode(prefix[:, : step + 1], source["memory"], source["mask"])
+        logits, weights = self.model.decode(prefix[:, : step + 1], encoded["memory"], encoded["mask"])
         alignment = tf.reduce_mean(weights[:, :, -1, :], axis=1)
         return logits[:, -1, :], {"prefix": prefix, "step": state["step"] + 1, "alignment": alignment}
 

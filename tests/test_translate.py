@@ -3,8 +3,8 @@ import io
 import pytest
 import tensorflow as tf
 
-from pipeline.evaluate import load_translator, translate_all
-from pipeline.translate import translate_stream
+from pipeline.decoding.evaluate import load_translator, translate_all
+from pipeline.decoding.translate import translate_stream
 
 
 @pytest.fixture(scope="module")

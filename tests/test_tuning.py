@@ -1,6 +1,7 @@
 import json
 
-from pipeline.tuning import halvings, summarize
+from pipeline import layout
+from pipeline.reporting.tuning import halvings, summarize
 
 
 def history(bleus: list[float], rates: list[float]) -> list[dict]:
@@ -32,11 +33,11 @@ def write_run(folder, dropout: float, best: float, penalties: dict | None = None
         "length_penalty": 0.8,
         "validation_bleu_by_length_penalty": penalties or {"0.6": best + 1, "0.8": best + 2},
     }
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "train.json").write_text(json.dumps(summary))
-    (folder / "decoding.json").write_text(json.dumps(decoding))
-    (folder / "log.csv").write_text("epoch,val_bleu\n1,1.0\n")
-    (folder / "training.png").write_bytes(b"\x89PNG")
+    (folder / layout.CONFIG).write_text(json.dumps(config))
+    (folder / layout.SUMMARY).write_text(json.dumps(summary))
+    (folder / layout.DECODING).write_text(json.dumps(decoding))
+    (folder / layout.LOG).write_text("epoch,val_bleu\n1,1.0\n")
+    (folder / layout.TRAINING_PLOT).write_bytes(b"\x89PNG")
 
 
 def test_summary_table_has_a_row_per_run_with_its_setting_and_scores(tmp_path):
@@ -60,9 +61,9 @@ def test_a_transformers_row_shows_its_depths_and_a_config_from_before_decoder_la
     tiny = {"embedding_dim": 128, "ff_dim": 512}
     for name, model in (("new", {**tiny, "layers": 6, "decoder_layers": 1}), ("old", {**tiny, "layers": 3})):
         write_run(tmp_path / name, 0.1, 30.0)
-        config = json.loads((tmp_path / name / "config.json").read_text())
+        config = json.loads((tmp_path / name / layout.CONFIG).read_text())
         config["model"].update(variant="transformer", **model)
-        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        (tmp_path / name / layout.CONFIG).write_text(json.dumps(config))
     write_run(tmp_path / "gru", 0.1, 30.0)
     summarize([tmp_path / n for n in ("new", "old", "gru")], tmp_path / "out")
     table = (tmp_path / "out" / "tuning.md").read_text()
@@ -94,8 +95,8 @@ def test_a_run_stopped_before_its_end_shows_its_epochs_so_far(tmp_path):
     stopped.mkdir()
     config = {"model": {"dropout": 0.3, "tie_embeddings": True, "units": 256},
               "train": {"label_smoothing": 0.1, "learning_rate": 0.002}}  # fmt: skip
-    (stopped / "config.json").write_text(json.dumps(config))
-    (stopped / "log.csv").write_text(
+    (stopped / layout.CONFIG).write_text(json.dumps(config))
+    (stopped / layout.LOG).write_text(
         "epoch,val_bleu,learning_rate,seconds\n1,13.4,0.002,60.0\n2,19.7,0.002,60.0\n3,18.0,0.002,60.0\n"
     )
     result = json.loads(summarize([tmp_path / "a", stopped], tmp_path / "out").read_text())

@@ -2,15 +2,16 @@ import json
 
 import pytest
 
-from pipeline.variance import seeds
+from pipeline import layout
+from pipeline.reporting.variance import seeds
 
 
 def write_run(folder, seed: int, val: float, test: float) -> None:
     folder.mkdir(parents=True)
-    (folder / "test.json").write_text(json.dumps({"bleu": test, "bleu_ci": 1.1}))
-    (folder / "validation.json").write_text(json.dumps({"bleu": val}))
-    (folder / "train.json").write_text(json.dumps({"epochs": 9, "best_epoch": 6}))
-    (folder / "config.json").write_text(json.dumps({"train": {"seed": seed}}))
+    (folder / layout.result("test")).write_text(json.dumps({"bleu": test, "bleu_ci": 1.1}))
+    (folder / layout.result("validation")).write_text(json.dumps({"bleu": val}))
+    (folder / layout.SUMMARY).write_text(json.dumps({"epochs": 9, "best_epoch": 6}))
+    (folder / layout.CONFIG).write_text(json.dumps({"train": {"seed": seed}}))
 
 
 def test_mean_and_spread_of_three_seeds(tmp_path):

@@ -29,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline import callbacks, checkpoints
-from pipeline.callbacks import Plateau, ValidationBLEU
 from pipeline.config import make_config
-from pipeline.train import train
+from pipeline.training import callbacks, checkpoints
+from pipeline.training.callbacks import Plateau, ValidationBLEU
+from pipeline.training.train import train
 
 if os.environ.get("LOGICAL_CPUS"):
     import tensorflow as tf

@@ -4,7 +4,7 @@
 - ``catalogue.py``: any translation dataset of the TFDS catalogue, by name;
 - ``synthetic.py``: a generated corpus of any size, for the memory benchmark and the tests;
 - ``reader.py``: ``prepare``, ``load_split``, ``read_split``: a corpus name and a pair in,
-  (source, target) strings out, whichever corpus it is.
+  (source, target) strings out, whichever corpus it is; ``write_split``: a split as one JSON file.
 """
 
 from pipeline.constants import DEFAULT_CORPUS, PAIRS
@@ -35,6 +35,7 @@ from pipeline.corpus.reader import (
     read_split,
     split_size,
     split_title,
+    write_split,
 )
 from pipeline.errors import CorpusError
 
@@ -42,5 +43,5 @@ __all__ = [
     "BASE_URL", "BASE_URL_ENV", "DEFAULT_CORPUS", "DIGESTS_ENV", "INSTRUCTIONS", "PAIRS", "SHA256",
     "SPLITS", "CorpusError", "Multi30k", "Multi30kConfig", "digests", "download", "file_names",
     "load_split", "locate", "open_builder", "pair_languages", "prepare", "prepared", "read_lines",
-    "read_split", "sha256", "split_pair", "split_size", "split_title", "verify",
+    "read_split", "sha256", "split_pair", "split_size", "split_title", "verify", "write_split",
 ]  # fmt: skip

@@ -2,7 +2,8 @@
 
 ``multi30k`` (the default) is this package's own builder; any other name is a dataset of the
 TFDS catalogue (``catalogue.py``), the synthetic one of ``synthetic.py`` included. The stages
-call only the functions here, so they do not care which corpus it is.
+call only the functions here, so they do not care which corpus it is. ``write_split`` leaves a
+whole split in one JSON file, for the stages that must not load TensorFlow (the report).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from pipeline.config import check_pair
-from pipeline.constants import DEFAULT_CORPUS
+from pipeline.constants import DEFAULT_CORPUS, DEFAULT_CORPUS_TITLE
 from pipeline.corpus import catalogue, multi30k, synthetic  # noqa: F401  synthetic: registers its builder
 from pipeline.errors import UserError
+from pipeline.files import write_json
 
 
 def pair_languages(pair: str, corpus_name: str) -> tuple[str, str]:
@@ -56,7 +58,7 @@ def prepared(pair: str, data_dir: Path, corpus_name: str = DEFAULT_CORPUS):
     """``open_builder``'s triple, or a UserError if the data stage has not built the dataset."""
     builder, source, target = open_builder(pair, data_dir, corpus_name)
     if not builder.is_prepared():
-        name = "Multi30k" if corpus_name == DEFAULT_CORPUS else corpus_name
+        name = DEFAULT_CORPUS_TITLE if corpus_name == DEFAULT_CORPUS else corpus_name
         raise UserError(f"{name} {pair} is not prepared in {data_dir}: run the data stage first (make data)")
     return builder, source, target
 
@@ -96,3 +98,12 @@ def read_split(
         sources.append(source.decode("utf-8"))
         targets.append(target.decode("utf-8"))
     return sources, targets
+
+
+def write_split(pair: str, split: str, data_dir: Path, out: Path, corpus_name: str = DEFAULT_CORPUS) -> Path:
+    """The split stage: a whole prepared split as JSON, what the report reads instead of the corpus:
+    ``{"corpus", "pair", "split", "title" (split_title's), "sources": [...], "references": [...]}``."""
+    sources, references = read_split(pair, split, data_dir, None, corpus_name)
+    title = split_title(pair, split, data_dir, corpus_name)
+    return write_json(out, {"corpus": corpus_name, "pair": pair, "split": split, "title": title,
+                            "sources": sources, "references": references})  # fmt: skip

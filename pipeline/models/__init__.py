@@ -1,25 +1,12 @@
-"""The model registry: a recurrent variant is a cell type plus an optional attention; the
-transformer has no recurrence, only (multi-head) attention."""
+"""The model registry: ``build_model`` builds each variant of ``pipeline.constants.VARIANTS``
+(variant -> cell, attention), which it also exports as ``pipeline.models.VARIANTS``."""
 
 from __future__ import annotations
 
 from pipeline.config import ModelConfig
-from pipeline.constants import VARIANT_NAMES
+from pipeline.constants import VARIANTS
 from pipeline.models.seq2seq import Seq2Seq
 from pipeline.models.transformer import Transformer
-
-# variant -> (cell, attention)
-VARIANTS: dict[str, tuple[str, str | None]] = {
-    "rnn": ("rnn", None),
-    "lstm": ("lstm", None),
-    "gru": ("gru", None),
-    "lstm_bahdanau": ("lstm", "bahdanau"),
-    "gru_bahdanau": ("gru", "bahdanau"),
-    "gru_luong": ("gru", "luong"),
-    "transformer": ("transformer", "multi-head"),
-}
-
-assert tuple(VARIANTS) == VARIANT_NAMES, "pipeline.constants.VARIANT_NAMES names the variants built here"
 
 Model = Seq2Seq | Transformer  # what search, export and the probe take: encode, then decode_step
 

@@ -125,7 +125,7 @@ class RecurrentDecoder(keras.layers.Layer):
     def start(self, memory, memory_mask, encoder_states):
         """The constant per-sentence inputs and the state before the first step.
 
-        Returns ``(source, state)``: source holds values (batch, src_len, memory_dim),
+        Returns ``(encoded, state)``: encoded holds values (batch, src_len, memory_dim),
         keys (batch, src_len, key_dim) and mask; state holds the cell
         states, the context (batch, memory_dim) and the alignment (batch, src_len; (batch, 0)
         without attention).
@@ -133,14 +133,14 @@ class RecurrentDecoder(keras.layers.Layer):
         batch, src_len = ops.shape(memory)[0], ops.shape(memory)[1]
         cells = [bridge(s) for bridge, s in zip(self.bridges, encoder_states, strict=True)]
         if self.attention:
-            source = {"values": memory, "keys": self.attention.keys(memory), "mask": memory_mask}
+            encoded = {"values": memory, "keys": self.attention.keys(memory), "mask": memory_mask}
             context = ops.zeros((batch, ops.shape(memory)[-1]), memory.dtype)
             alignment = ops.zeros((batch, src_len), memory.dtype)
         else:  # the single context vector, the same at every step (Cho et al., 2014)
-            source = {"mask": memory_mask}
+            encoded = {"mask": memory_mask}
             context = encoder_states[0]  # (batch, memory_dim)
             alignment = ops.zeros((batch, 0), memory.dtype)
-        return source, {"cells": cells, "context": context, "alignment": alignment}
+        return encoded, {"cells": cells, "context": context, "alignment": alignment}
 
     def project(self, embedded):
         """The embeddings' share of the cell's input product: (..., emb) -> (..., gates * units)."""
@@ -156,7 +156,7 @@ class RecurrentDecoder(keras.layers.Layer):
             "context_kernel": self.cell.kernel[self.embedding_dim :],  # (memory_dim, gates * units)
         }
 
-    def step(self, embedded, state, source, projected=None, weights=None):
+    def step(self, embedded, state, encoded, projected=None, weights=None):
         """One step: (batch, embedding_dim) previous-token embedding -> next state.
 
         ``projected`` is the cell's input product computed before the loop in training:
@@ -166,7 +166,7 @@ class RecurrentDecoder(keras.layers.Layer):
         context, alignment = state["context"], state["alignment"]
         if self.attention_type == "bahdanau":  # attend from the state before the step
             query = state["cells"][0]  # (batch, units)
-            context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
+            context, alignment = self.attention(query, encoded["keys"], encoded["values"], encoded["mask"])
         if self.fused:
             weights = self.loop_weights() if weights is None else weights
             if projected is None:  # search: all of this step's input product
@@ -180,7 +180,7 @@ class RecurrentDecoder(keras.layers.Layer):
             _, cells = self.cell(inputs, state["cells"])
         if self.attention_type == "luong":  # attend from the state after the step
             query = cells[0]
-            context, alignment = self.attention(query, source["keys"], source["values"], source["mask"])
+            context, alignment = self.attention(query, encoded["keys"], encoded["values"], encoded["mask"])
         return {"cells": list(cells), "context": context, "alignment": alignment}
 
     def logits(self, state, embedded, training=False):
@@ -195,7 +195,7 @@ class RecurrentDecoder(keras.layers.Layer):
     def call(self, target_in, memory, memory_mask, encoder_states, training=False):
         embedded = self.embedding(target_in)  # (batch, tgt_len, emb)
         embedded = self.embedding_dropout(embedded, training=training)
-        source, state = self.start(memory, memory_mask, encoder_states)
+        encoded, state = self.start(memory, memory_mask, encoder_states)
         time_major = tf.transpose(embedded, [1, 0, 2])  # (tgt_len, batch, emb)
         # One tf.scan over time: the loop body is a single traced step, not a Python unroll.
         if self.fused:
@@ -204,19 +204,19 @@ class RecurrentDecoder(keras.layers.Layer):
             if not self.attention:  # and a constant context's share, once: (batch, gates * units)
                 projected += tf.matmul(state["context"], weights["context_kernel"])
             states = tf.scan(
-                lambda state, x: self.step(x[0], state, source, projected=x[1], weights=weights),
+                lambda state, x: self.step(x[0], state, encoded, projected=x[1], weights=weights),
                 (time_major, projected),
                 initializer=state,
             )
         else:
-            states = tf.scan(lambda state, x: self.step(x, state, source), time_major, initializer=state)
+            states = tf.scan(lambda state, x: self.step(x, state, encoded), time_major, initializer=state)
         states = tf.nest.map_structure(lambda t: tf.transpose(t, [1, 0, 2]), states)  # (batch, tgt_len, ...)
         return self.logits(states, embedded, training=training)
 
-    def decode_step(self, token_ids, state, source):
+    def decode_step(self, token_ids, state, encoded):
         """Search step: (batch,) previous ids -> logits (batch, vocab_size) and next state."""
         embedded = self.embedding(token_ids)
-        state = self.step(embedded, state, source)
+        state = self.step(embedded, state, encoded)
         return self.logits(state, embedded), state
 
     def get_config(self):

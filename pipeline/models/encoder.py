@@ -11,6 +11,26 @@ from pipeline.models import recurrence
 from pipeline.models.cells import LAYERS, STATES, check_cell, embedding
 
 
+def run_cell(cell, embedded, reverse: bool) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    """Runs one direction's cell over (batch, src_len, emb) inputs, step by step, without a mask.
+
+    Returns the output h at every position, in source order (each (batch, units)),
+    and the state after the last step taken (position src_len - 1 forwards,
+    position 0 backwards).
+    """
+    src_len = embedded.shape[1]
+    states = cell.get_initial_state(batch_size=ops.shape(embedded)[0])  # [h] or [h, c], (batch, units)
+    outputs: list[tf.Tensor | None] = [None] * src_len
+    positions = range(src_len - 1, -1, -1) if reverse else range(src_len)
+    for t in positions:
+        _, states = cell(embedded[:, t, :], states, training=False)
+        states = list(states)
+        # Keras' three cells return their output as states[0]; using that one tensor for both
+        # the memory and the next step makes a gradient with respect to h_t cover both paths.
+        outputs[t] = states[0]
+    return outputs, states
+
+
 @keras.saving.register_keras_serializable(package="pipeline")
 class RecurrentEncoder(keras.layers.Layer):
     """Embeds source ids and runs a bidirectional RNN over them.
@@ -80,6 +100,24 @@ class RecurrentEncoder(keras.layers.Layer):
             forward, backward = states[: STATES[self.cell]], states[STATES[self.cell] :]
         states = [ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward, strict=True)]
         return memory, mask, states
+
+    def unroll(self, source):
+        """``call`` step by step in eager mode, for the gradient probe, which needs each position's
+        state as a tensor of its own: the fused loops and Keras' RNN layer expose none. It ignores
+        masks, so ``source`` must have no padding, and runs without dropout.
+
+        Returns memory (batch, src_len, 2 * units), the final states as ``call`` returns them, and
+        the forward direction's h at each position, src_len x (batch, units).
+        """
+        embedded = self.embedding(source)  # (batch, src_len, emb)
+        forward, forward_final = run_cell(self.rnn.forward_layer.cell, embedded, reverse=False)
+        backward, backward_final = run_cell(self.rnn.backward_layer.cell, embedded, reverse=True)
+        # memory: (batch, src_len, 2 * units), as Bidirectional(merge_mode="concat") stacks it
+        positions = zip(forward, backward, strict=True)
+        memory = ops.stack([ops.concatenate(pair, axis=-1) for pair in positions], axis=1)
+        # per state component, as call: [concat(h_f, h_b)], and concat(c_f, c_b) for LSTM
+        pairs = zip(forward_final, backward_final, strict=True)
+        return memory, [ops.concatenate(pair, axis=-1) for pair in pairs], forward
 
     def get_config(self):
         return {

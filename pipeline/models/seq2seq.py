@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from pipeline.models.decoder import RecurrentDecoder
 from pipeline.models.encoder import RecurrentEncoder
@@ -10,7 +11,9 @@ from pipeline.models.encoder import RecurrentEncoder
 
 @keras.saving.register_keras_serializable(package="pipeline")
 class Seq2Seq(keras.Model):
-    """A recurrent sequence-to-sequence model, with or without attention.
+    """A recurrent sequence-to-sequence model, with or without attention. Search, export and the
+    gradient probe call its ``encode``, ``decode_step``, ``search_width`` and ``probe_positions``,
+    as they call the Transformer's.
 
     Args:
         vocab_size: size of the joint SentencePiece vocabulary.
@@ -82,13 +85,26 @@ class Seq2Seq(keras.Model):
         return self.decoder(inputs["target_in"], memory, mask, states, training=training)
 
     def encode(self, source):
-        """For search: (batch, src_len) ids -> the decoder's (source, state), see RecurrentDecoder.start."""
+        """For search: (batch, src_len) ids -> the decoder's (encoded, state), see RecurrentDecoder.start."""
         memory, mask, states = self.encoder(source)
         return self.decoder.start(memory, mask, states)
 
-    def decode_step(self, token_ids, state, source):
+    def decode_step(self, token_ids, state, encoded):
         """For search: (batch,) previous ids -> logits (batch, vocab_size) and the next state."""
-        return self.decoder.decode_step(token_ids, state, source)
+        return self.decoder.decode_step(token_ids, state, encoded)
+
+    def search_width(self) -> int:
+        """Floats a search keeps per row (a sentence's beam) and source piece, for export's memory
+        bound: the encoder states and the attention's keys."""
+        return 2 * self.units + (self.attention_units if self.attention else 0)
+
+    def probe_positions(self, source, target_in):
+        """For the gradient probe: the encoder's forward-direction state at each source position,
+        src_len x (batch, units), from its step-by-step unroll (``source`` without padding), and the
+        logits (batch, tgt_len, vocab) computed from them, without dropout."""
+        memory, states, forward = self.encoder.unroll(source)
+        mask = ops.ones(ops.shape(source), "bool")  # (batch, src_len): no padding
+        return forward, self.decoder(target_in, memory, mask, states, training=False)
 
     def get_config(self):
         return {

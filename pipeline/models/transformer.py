@@ -23,7 +23,11 @@ whole prefix recomputed decodes).
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
+from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
@@ -32,6 +36,21 @@ from keras import ops
 from pipeline.constants import PAD_ID
 
 NEG = -1e9  # a masked score: exp() of it is 0 in float32
+
+# Keras files a list of layers in a weights file under the name of the attribute that holds it. The
+# stacks were ``encoder_layers`` and ``decoder_layers`` until ``decoder_layers`` became the decoder's
+# depth, an int like its constructor argument; .weights.h5 files keep the old names
+# (``Transformer.save_weights`` and ``load_weights`` rename them), so that the run folders of either
+# version load into the other. A .keras archive (``model.save``) has the attributes' names.
+STORED_NAMES = {"encoder_blocks": "encoder_layers", "decoder_blocks": "decoder_layers"}
+
+
+def rename_groups(path, names: dict[str, str]) -> None:
+    """Renames the top-level groups of an HDF5 file, ``names`` old -> new, those it has."""
+    with h5py.File(path, "a") as file:
+        for old, new in names.items():
+            if old in file:
+                file.move(old, new)
 
 
 def positions(length, dim: int, start=0):
@@ -86,9 +105,9 @@ class Attention(keras.layers.MultiHeadAttention):
         context, weights = attend(self.query_dense(query), key, value, mask)
         return self.output_dense(context), weights
 
-    def keys_values(self, source):
-        """(batch, S, model_dim) -> the projected keys and values, each (batch, S, heads, key_dim)."""
-        return self.key_dense(source), self.value_dense(source)
+    def keys_values(self, x):
+        """x (batch, S, model_dim) -> the projected keys and values, each (batch, S, heads, key_dim)."""
+        return self.key_dense(x), self.value_dense(x)
 
     def split_heads(self, x):
         """(rows, heads * key_dim) -> (rows, heads, key_dim)."""
@@ -130,8 +149,9 @@ def attention(model_dim: int, heads: int, name: str) -> Attention:
     return Attention(heads, model_dim // heads, name=name)  # its own dropout off: residual dropout instead
 
 
-class SubLayers(keras.layers.Layer):
-    """What an encoder and a decoder layer share: their sizes and the feed-forward sub-layer."""
+class ResidualFeedForward(keras.layers.Layer):
+    """The pre-normed feed-forward sub-layer and the residual around it, with which an encoder and a
+    decoder layer (its subclasses) end; it keeps their sizes too."""
 
     def __init__(self, model_dim: int, heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
@@ -154,7 +174,7 @@ class SubLayers(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
-class EncoderLayer(SubLayers):
+class EncoderLayer(ResidualFeedForward):
     def __init__(self, model_dim: int, heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
         super().__init__(model_dim, heads, ff_dim, dropout, **kwargs)
         self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
@@ -176,7 +196,7 @@ class EncoderLayer(SubLayers):
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
-class DecoderLayer(SubLayers):
+class DecoderLayer(ResidualFeedForward):
     def __init__(self, model_dim: int, heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
         super().__init__(model_dim, heads, ff_dim, dropout, **kwargs)
         self.self_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="self_norm")
@@ -222,17 +242,20 @@ class DecoderLayer(SubLayers):
 
 @keras.saving.register_keras_serializable(package="pipeline")
 class Transformer(keras.Model):
-    """An encoder-decoder Transformer with one shared embedding, for the same search and export
-    as ``Seq2Seq``: ``call``, ``encode`` and ``decode_step``.
+    """An encoder-decoder Transformer with one shared embedding, for the same search, export and
+    probe as ``Seq2Seq``: ``call``, ``encode``, ``decode_step``, ``search_width`` and
+    ``probe_positions``.
 
     Args:
         vocab_size: size of the joint SentencePiece vocabulary.
         model_dim: size of the embeddings and of every layer's output.
-        layers: encoder layers.
+        layers: encoder layers, the depth of ``encoder_blocks`` (stored as ``layers_count``: a
+            model's ``layers`` is Keras' list of its sub-layers).
         heads: attention heads (model_dim must be a multiple).
         ff_dim: the feed-forward sub-layers' inner size.
         dropout: on the embeddings and on every sub-layer's output.
-        decoder_layers: decoder layers; None is as many as the encoder's.
+        decoder_layers: decoder layers, the depth of ``decoder_blocks``; None is as many as the
+            encoder's.
 
     Call arguments:
         inputs: {"source": (batch, src_len), "target_in": (batch, tgt_len)} int ids, right-padded.
@@ -256,19 +279,19 @@ class Transformer(keras.Model):
         if model_dim % heads:
             raise ValueError(f"model_dim {model_dim} is not a multiple of heads {heads}")
         self.vocab_size, self.model_dim, self.layers_count = vocab_size, model_dim, layers
-        self.decoder_layers_count = layers if decoder_layers is None else decoder_layers
+        self.decoder_layers = layers if decoder_layers is None else decoder_layers
         self.heads, self.ff_dim, self.dropout = heads, ff_dim, dropout
         initializer = keras.initializers.RandomNormal(stddev=model_dim**-0.5)  # scaled back up by sqrt(dim)
         self.embedding = keras.layers.Embedding(vocab_size, model_dim, embeddings_initializer=initializer,
                                                 name="embedding")  # fmt: skip
         self.source_dropout = keras.layers.Dropout(dropout, name="source_dropout")
         self.target_dropout = keras.layers.Dropout(dropout, name="target_dropout")
-        self.encoder_layers = [
+        self.encoder_blocks = [
             EncoderLayer(model_dim, heads, ff_dim, dropout, name=f"encoder_{i}") for i in range(layers)
         ]
-        self.decoder_layers = [
+        self.decoder_blocks = [
             DecoderLayer(model_dim, heads, ff_dim, dropout, name=f"decoder_{i}")
-            for i in range(self.decoder_layers_count)
+            for i in range(self.decoder_layers)
         ]
         self.encoder_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="encoder_norm")
         self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="decoder_norm")
@@ -277,7 +300,7 @@ class Transformer(keras.Model):
     def build(self, inputs_shape=None):
         shape = (None, None, self.model_dim)
         self.embedding.build((None, None))
-        for layer in (*self.encoder_layers, *self.decoder_layers):
+        for layer in (*self.encoder_blocks, *self.decoder_blocks):
             layer.build(shape)
         self.encoder_norm.build(shape)
         self.decoder_norm.build(shape)
@@ -295,7 +318,7 @@ class Transformer(keras.Model):
         """(batch, S) ids -> memory (batch, S, model_dim) and mask (batch, S)."""
         mask = ops.not_equal(source, PAD_ID)
         x = self.source_dropout(self.embed(source), training=training)
-        for layer in self.encoder_layers:
+        for layer in self.encoder_blocks:
             x = layer(x, mask, training=training)
         return self.encoder_norm(x), mask
 
@@ -306,7 +329,7 @@ class Transformer(keras.Model):
         causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)[None]  # (1, T, T)
         cross = mask[:, None, :] & tf.ones([1, length, 1], tf.bool)  # (batch, T, S)
         weights = None
-        for layer in self.decoder_layers:
+        for layer in self.decoder_blocks:
             keys, values = layer.self_attention.keys_values(layer.self_norm(y))
             cross_keys, cross_values = layer.cross_attention.keys_values(memory)
             y, weights = layer(y, keys, values, causal, cross_keys, cross_values, cross, training=training)
@@ -330,22 +353,22 @@ class Transformer(keras.Model):
         return self.decode(inputs["target_in"], memory, mask, training=training)[0]
 
     def encode(self, source):
-        """For search: ``(source, state)``. source holds each layer's cross keys and values
-        (batch, heads, S, key_dim) and the mask; state holds each layer's self-attention cache
+        """For search: (batch, S) ids -> ``(encoded, state)``. encoded holds each layer's cross keys
+        and values (batch, heads, S, key_dim) and the mask; state holds each layer's self-attention cache
         (batch, heads, 0, key_dim), empty until the first step, and the alignment (batch, S), the
         last layer's cross-attention over heads. Heads come before positions, as ``attend_one`` reads."""
         memory, mask = self.encode_memory(source)
         batch, src_len = tf.shape(source)[0], tf.shape(source)[1]
         empty = tf.zeros([batch, self.heads, 0, self.model_dim // self.heads])
         encoded, state = {"mask": mask}, {"alignment": tf.zeros([batch, src_len])}
-        for i, layer in enumerate(self.decoder_layers):
+        for i, layer in enumerate(self.decoder_blocks):
             keys, values = layer.cross_attention.keys_values(memory)  # (batch, S, heads, key_dim)
             encoded[f"keys_{i}"] = tf.transpose(keys, [0, 2, 1, 3])  # (batch, heads, S, key_dim)
             encoded[f"values_{i}"] = tf.transpose(values, [0, 2, 1, 3])
             state[f"keys_{i}"], state[f"values_{i}"] = empty, empty
         return encoded, state
 
-    def decode_step(self, token_ids, state, source):
+    def decode_step(self, token_ids, state, encoded):
         """Search step: (batch,) previous ids -> logits (batch, vocab) and the next state.
 
         Appends this position's keys and values to each layer's cache and attends over it: one
@@ -355,15 +378,45 @@ class Transformer(keras.Model):
         step = tf.shape(state["keys_0"])[2]  # positions written so far
         y = self.embed(token_ids[:, None], start=step)[:, 0]  # (batch, model_dim)
         new = {}
-        for i, layer in enumerate(self.decoder_layers):
+        for i, layer in enumerate(self.decoder_blocks):
             y, new[f"keys_{i}"], new[f"values_{i}"], weights = layer.step(
-                y, state[f"keys_{i}"], state[f"values_{i}"], source[f"keys_{i}"], source[f"values_{i}"],
-                source["mask"],
+                y, state[f"keys_{i}"], state[f"values_{i}"], encoded[f"keys_{i}"], encoded[f"values_{i}"],
+                encoded["mask"],
             )  # fmt: skip
         new["alignment"] = tf.reduce_mean(weights, axis=1)  # (batch, S), over heads
         return self.step_logits(self.decoder_norm(y)), new
 
+    def search_width(self) -> int:
+        """Floats a search keeps per row (a sentence's beam) and source piece, for export's memory
+        bound: per decoder layer the cross keys and values, the scores, and a cache up to twice
+        as long."""
+        return self.decoder_layers * (6 * self.model_dim + self.heads)
+
+    def probe_positions(self, source, target_in):
+        """For the gradient probe: the encoder's output at each source position (no recurrence, so
+        no directions), src_len x (batch, model_dim), and the logits (batch, T, vocab) computed
+        from them, without dropout."""
+        memory, mask = self.encode_memory(source)
+        positions = tf.unstack(memory, axis=1)
+        return positions, self.decode(target_in, tf.stack(positions, axis=1), mask)[0]
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """Keras' ``save_weights``, with the stacks under their names in earlier files (STORED_NAMES)."""
+        super().save_weights(filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+        if max_shard_size is None and str(filepath).endswith(".weights.h5"):
+            rename_groups(filepath, STORED_NAMES)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """Keras' ``load_weights``, reading the stacks from their names in the file (STORED_NAMES)."""
+        if not str(filepath).endswith(".weights.h5"):
+            return super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+        with tempfile.TemporaryDirectory() as folder:  # Keras refuses links in a weights file: a copy
+            renamed = Path(folder) / Path(filepath).name
+            shutil.copyfile(filepath, renamed)
+            rename_groups(renamed, {stored: name for name, stored in STORED_NAMES.items()})
+            super().load_weights(renamed, skip_mismatch=skip_mismatch, **kwargs)
+
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "model_dim": self.model_dim,
                 "layers": self.layers_count, "heads": self.heads, "ff_dim": self.ff_dim,
-                "dropout": self.dropout, "decoder_layers": self.decoder_layers_count}  # fmt: skip
+                "dropout": self.dropout, "decoder_layers": self.decoder_layers}  # fmt: skip

@@ -26,7 +26,7 @@ import tensorflow as tf
 from pipeline.constants import DEFAULT_BEAM_SIZE, PAD_ID
 from pipeline.serving.repository import Servable, ServingError, Signature
 
-# The export's bound on one search: rows (examples x beams) x source pieces (pipeline.export).
+# The export's bound on one search: rows (examples x beams) x source pieces (pipeline.decoding.export).
 MAX_WORK = 2**17
 MAX_SOURCE_PIECES = 256
 

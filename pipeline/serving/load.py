@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import corpus
+from pipeline import corpus, layout
 from pipeline.constants import IDS_SUFFIX
 from pipeline.errors import UserError
 from pipeline.files import saved_model_dir, write_json, write_text
-from pipeline.flops import matmul_rate
+from pipeline.machine import matmul_rate
 from pipeline.tokenizer import load_tokenizer
 
 
@@ -159,9 +159,9 @@ def load_test(
             row["peak_memory_mib"] = peak_memory_mib(server.pid)
             rows.append(row)
             print(f"{clients} clients: {row}", flush=True)
-        sp = load_tokenizer(saved_model_dir(model_dir / model) / "assets" / "spm.model")
+        sp = load_tokenizer(saved_model_dir(model_dir / model) / "assets" / layout.TOKENIZER)
         write_text(
-            out_dir / "serve-exchange.md",
+            out_dir / layout.SERVE_EXCHANGE,
             exchange(port, model, ids_model, sentences[0], sp.encode(sentences[0])),
         )
     finally:
@@ -177,8 +177,8 @@ def load_test(
         "cpus": os.cpu_count(),
         "levels": rows,
     }
-    write_text(out_dir / "serve.md", markdown(result))
-    return write_json(out_dir / "serve.json", result)
+    write_text(out_dir / layout.SERVE_MD, markdown(result))
+    return write_json(out_dir / layout.SERVE_JSON, result)
 
 
 def exchange(port: int, model: str, ids_model: str, sentence: str, ids: list[int]) -> str:

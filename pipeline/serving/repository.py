@@ -2,7 +2,7 @@
 version appears.
 
 The layout is TensorFlow Serving's: ``<base>/<model>/<version>/saved_model.pb``, with versions
-that only grow (``pipeline.export`` writes each one aside and renames it into place). As in
+that only grow (``pipeline.decoding.export`` writes each one aside and renames it into place). As in
 TensorFlow Serving's default policy, one version of a model is served at a time: the newest. A
 newer version is loaded beside the old one, which serves until the new one is ready.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pipeline.constants import DEFAULT_BEAM_SIZE
-from pipeline.evaluate import load_translator, translate_all
+from pipeline.decoding.evaluate import load_translator, translate_all
 
 
 def translate_stream(

@@ -9,6 +9,7 @@ import json
 import statistics
 from pathlib import Path
 
+from pipeline import layout
 from pipeline.errors import UserError
 from pipeline.files import write_json, write_text
 
@@ -19,13 +20,13 @@ def seeds(runs: list[str], reports_dir: Path, out_dir: Path) -> Path:
     rows = []
     for run in runs:
         folder = reports_dir / run
-        for name in ("test.json", "validation.json", "train.json", "config.json"):
+        for name in (layout.result("test"), layout.result("validation"), layout.SUMMARY, layout.CONFIG):
             if not (folder / name).is_file():
                 raise UserError(f"{folder / name} does not exist: evaluate run {run} first (make seeds does)")
-        test = json.loads((folder / "test.json").read_text())
-        validation = json.loads((folder / "validation.json").read_text())
-        summary = json.loads((folder / "train.json").read_text())
-        config = json.loads((folder / "config.json").read_text())
+        test = json.loads((folder / layout.result("test")).read_text())
+        validation = json.loads((folder / layout.result("validation")).read_text())
+        summary = json.loads((folder / layout.SUMMARY).read_text())
+        config = json.loads((folder / layout.CONFIG).read_text())
         rows.append({"run": run, "seed": config["train"]["seed"], "epochs": summary["epochs"],
                      "best_epoch": summary["best_epoch"], "val_bleu": validation["bleu"],
                      "test_bleu": test["bleu"], "test_bleu_ci": test.get("bleu_ci")})  # fmt: skip
@@ -38,9 +39,9 @@ def seeds(runs: list[str], reports_dir: Path, out_dir: Path) -> Path:
             "min": min(values),
             "max": max(values),
         }
-    write_json(out_dir / "seeds.json", {"runs": rows, "spread": spread})
-    write_text(out_dir / "seeds.md", markdown(rows, spread))
-    return out_dir / "seeds.json"
+    write_json(out_dir / layout.SEEDS_JSON, {"runs": rows, "spread": spread})
+    write_text(out_dir / layout.SEEDS_MD, markdown(rows, spread))
+    return out_dir / layout.SEEDS_JSON
 
 
 def markdown(rows: list[dict], spread: dict) -> str:

@@ -1,9 +1,10 @@
 """The report stage: one table and four kinds of figures that compare the variants.
 
 Reads the report folder of each variant (``<reports>/<variant>/``), which the evaluate and
-analyse stages wrote, and the test split; never a run or a SavedModel, so a comparison can be
-built from committed report folders alone. Writes ``compare.json``, ``compare.md`` and the PNG
-figures to one folder.
+analyse stages wrote, and the test split's file, which the split stage wrote
+(``pipeline.corpus.write_split``); never a run, a SavedModel or the corpus, so a comparison can be
+built from committed report folders alone, without TensorFlow. Writes ``compare.json``,
+``compare.md`` and the PNG figures to one folder.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline import corpus, plots
-from pipeline.analysis import ANALYSIS
+from pipeline import layout
 from pipeline.config import make_config
-from pipeline.constants import DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY
+from pipeline.constants import DEFAULT_CORPUS, DEFAULT_CORPUS_TITLE, DEFAULT_LENGTH_PENALTY, VARIANTS
 from pipeline.errors import UserError
 from pipeline.files import write_json, write_text
-from pipeline.lesson import CLAIMS
 from pipeline.metrics import BOOTSTRAP_SAMPLES, bleu, check_pairs, paired_bootstrap
-from pipeline.models import VARIANTS
+from pipeline.reporting import plots
+from pipeline.reporting.lesson import CLAIMS
 
 LENGTH_BUCKETS = ((1, 10), (11, 15), (16, 20), (21, 25), (26, None))  # source words, inclusive
 # What a variant's report folder holds, by what the report calls it.
-REPORT_FILES = {"test": "test.json", "greedy": "test.greedy.json", "validation": "validation.json",
-                "train": "train.json", "config": "config.json", "analysis": ANALYSIS}  # fmt: skip
-HYPOTHESES = "test.hyp.txt"
+REPORT_FILES = {"test": layout.result("test"), "greedy": layout.result("test", layout.GREEDY),
+                "validation": layout.result("validation"), "train": layout.SUMMARY, "config": layout.CONFIG,
+                "analysis": layout.ANALYSIS}  # fmt: skip
+SPLIT = "test"  # the split the table scores
+HYPOTHESES = layout.hypotheses(SPLIT)
 
 
 def bucket_label(low: int, high: int | None) -> str:
@@ -190,6 +192,30 @@ def read_reports(reports_dir: Path, variant: str, preset: str) -> dict:
     return reports
 
 
+def read_split_file(
+    split_file: Path, pair: str, limit: int | None, corpus_name: str = DEFAULT_CORPUS
+) -> tuple[list[str], list[str], str]:
+    """The first ``limit`` (None: all) sources and references of the test split, and its title,
+    from the file of the split stage; a file that is missing or of another corpus, pair or split is
+    one line that says what to run."""
+    run = (f"make report writes it (nmt split --corpus {corpus_name} --pair {pair} --split {SPLIT} "
+           f"--data-dir DATA --out {split_file})")  # fmt: skip
+    if not Path(split_file).is_file():
+        raise UserError(f"the {SPLIT} split file {split_file} is missing: {run}")
+    try:
+        found = json.loads(Path(split_file).read_text(encoding="utf-8"))
+        held = " ".join(str(found.get(key)) for key in ("corpus", "pair", "split"))
+    except (ValueError, AttributeError):  # not JSON, or not an object
+        raise UserError(f"{split_file} is not a split file: {run}") from None
+    wanted = f"{corpus_name} {pair} {SPLIT}"
+    if held != wanted:
+        raise UserError(f"{split_file} holds the {held} split, not {wanted}: {run}")
+    sources, references = found["sources"], found["references"]
+    if limit:  # as corpus.read_split's limit: None or 0 takes all
+        sources, references = sources[:limit], references[:limit]
+    return sources, references, found["title"]
+
+
 def check_training_code(rows: list[dict]) -> None:
     """Every row trained by code that trains the same way (``train.json``'s ``training_code``):
     a comparison built run by run must not mix runs from before and after a change to training."""
@@ -232,7 +258,7 @@ def p_values(hypotheses: dict[str, list[str]], baseline: str, references: list[s
 
 
 def lesson_pairs(hypotheses: dict[str, list[str]], references: list[str]) -> list[dict]:
-    """Each of the lesson's pairs (``pipeline.lesson.CLAIMS``) whose two variants are both there,
+    """Each of the lesson's pairs (``pipeline.reporting.lesson.CLAIMS``) whose two variants are both there,
     with the paired bootstrap p-value of its test BLEU gap."""
     pairs = []
     for before, after in CLAIMS:
@@ -246,23 +272,23 @@ def compare(
     pair: str,
     preset: str,
     variants: list[str],
-    data_dir: Path,
+    split_file: Path,
     reports_dir: Path,
     out_dir: Path,
     baseline: str = "gru_bahdanau",
     corpus_name: str = DEFAULT_CORPUS,
 ) -> Path:
     """Writes compare.json, compare.md, summary.md (its compact view, for the README) and the
-    figures to ``out_dir`` from the report folders ``reports_dir/<variant>`` alone; returns compare.json.
+    figures to ``out_dir`` from the report folders ``reports_dir/<variant>`` and the test split's
+    file ``split_file`` (``pipeline.corpus.write_split``) alone; returns compare.json.
 
     p-values compare each variant with ``baseline``, or with the first variant if it is not one of them.
     """
     baseline = baseline if baseline in variants else variants[0]
     cfg = make_config(preset, pair, corpus=corpus_name)
     folders = {variant: read_reports(reports_dir, variant, preset) for variant in variants}  # all, first
-    sources, references = corpus.read_split(pair, "test", data_dir, cfg.data.eval_limit, corpus_name)
-    corpus_title = "Multi30k" if corpus_name == DEFAULT_CORPUS else corpus_name
-    split_title = corpus.split_title(pair, "test", data_dir, corpus_name)
+    sources, references, split_title = read_split_file(split_file, pair, cfg.data.eval_limit, corpus_name)
+    corpus_title = DEFAULT_CORPUS_TITLE if corpus_name == DEFAULT_CORPUS else corpus_name
 
     rows = [variant_row(variant, reports, sources, references) for variant, reports in folders.items()]
     check_training_code(rows)
@@ -285,11 +311,11 @@ def compare(
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = {v: tuple(r["config"]["train"]["length_penalties"]) for v, r in folders.items()}
     table = markdown_table(rows, pair, preset, len(sources), baseline, corpus_title, split_title, grids)
-    write_text(out_dir / "compare.md", table + "\n" + gradient_table(flows))
-    write_text(out_dir / "summary.md", compact_table(rows, baseline))
-    plots.plot_bleu_by_variant(rows, out_dir / "bleu_by_variant.png")
-    plots.plot_bleu_by_length(rows, out_dir / "bleu_by_length.png")
-    plots.plot_gradient_flow(flows, out_dir / "gradient_flow.png")
+    write_text(out_dir / layout.COMPARE_MD, table + "\n" + gradient_table(flows))
+    write_text(out_dir / layout.SUMMARY_MD, compact_table(rows, baseline))
+    plots.plot_bleu_by_variant(rows, out_dir / layout.BLEU_BY_VARIANT)
+    plots.plot_bleu_by_length(rows, out_dir / layout.BLEU_BY_LENGTH)
+    plots.plot_gradient_flow(flows, out_dir / layout.GRADIENT_FLOW)
     for variant, examples in heatmaps.items():
-        plots.plot_attention(examples, variant, out_dir / f"attention_{variant}.png")
-    return write_json(out_dir / "compare.json", report)
+        plots.plot_attention(examples, variant, out_dir / layout.attention_plot(variant))
+    return write_json(out_dir / layout.COMPARE_JSON, report)

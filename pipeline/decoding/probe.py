@@ -17,10 +17,11 @@ decays, so a trained attention model's profile need not be flat (the report's ta
 gives first position over last for each variant).
 
 To take a gradient with respect to each h_t we need h_t as a tensor, which the
-fused Keras RNN layer does not expose; so the encoder's two cells are unrolled by
-hand, step by step, in eager mode, and the decoder is called on the result. The
-unroll is the model's own function: ``check_unrolled`` compares it with the
-encoder's output.
+fused Keras RNN layer does not expose; so the encoder's two cells are unrolled,
+step by step, in eager mode (``RecurrentEncoder.unroll``), and the decoder is called
+on the result. The unroll is the model's own function: ``check_unrolled`` compares
+it with the encoder's output. Each model says where the probe differentiates
+(``probe_positions``): the Transformer, without recurrence, at its encoder's output.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from pipeline.constants import PAD_ID
 from pipeline.models import Model
 from pipeline.models.losses import masked_cross_entropy
 from pipeline.models.seq2seq import Seq2Seq
-from pipeline.models.transformer import Transformer
 
 
 def _check_unpadded(source) -> np.ndarray:
@@ -41,42 +41,9 @@ def _check_unpadded(source) -> np.ndarray:
     if source.ndim != 2:
         raise ValueError(f"source must be (batch, src_len) ids, got shape {source.shape}")
     if np.any(source == PAD_ID):
-        # The unroll below ignores masks: with padding its states would differ from the model's.
+        # The encoder's unroll ignores masks: with padding its states would differ from the model's.
         raise ValueError("source contains padding; pass sentences of one length, without PAD")
     return source
-
-
-def _run_cell(cell, embedded, reverse: bool) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-    """Runs one direction's cell over (batch, src_len, emb) inputs.
-
-    Returns the output h at every position, in source order (each (batch, units)),
-    and the state after the last step taken (position src_len - 1 forwards,
-    position 0 backwards).
-    """
-    src_len = embedded.shape[1]
-    states = cell.get_initial_state(batch_size=ops.shape(embedded)[0])  # [h] or [h, c], (batch, units)
-    outputs: list[tf.Tensor | None] = [None] * src_len
-    positions = range(src_len - 1, -1, -1) if reverse else range(src_len)
-    for t in positions:
-        _, states = cell(embedded[:, t, :], states, training=False)
-        states = list(states)
-        # Keras' three cells return their output as states[0]; using that one tensor for both
-        # the memory and the next step makes d loss/d h_t cover both paths.
-        outputs[t] = states[0]
-    return outputs, states
-
-
-def _unroll(model: Seq2Seq, source) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
-    """The encoder, by hand: memory (batch, src_len, 2 * units), final states, forward h_t."""
-    encoder = model.encoder
-    embedded = encoder.embedding(source)  # (batch, src_len, emb); no dropout at inference
-    forward, forward_final = _run_cell(encoder.rnn.forward_layer.cell, embedded, reverse=False)
-    backward, backward_final = _run_cell(encoder.rnn.backward_layer.cell, embedded, reverse=True)
-    # memory: (batch, src_len, 2 * units), as Bidirectional(merge_mode="concat") stacks it
-    memory = ops.stack([ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward, strict=True)], 1)
-    # As RecurrentEncoder.call: per state component, [concat(h_f, h_b)] or also concat(c_f, c_b)
-    states = [ops.concatenate([f, b], axis=-1) for f, b in zip(forward_final, backward_final, strict=True)]
-    return memory, states, forward
 
 
 def check_unrolled(model: Seq2Seq, source) -> float:
@@ -86,7 +53,7 @@ def check_unrolled(model: Seq2Seq, source) -> float:
     so for LSTM the cell states c are checked too. Raises ValueError on padding.
     """
     source = _check_unpadded(source)
-    memory, states, _ = _unroll(model, source)
+    memory, states, _ = model.encoder.unroll(source)
     expected_memory, _, expected_states = model.encoder(source, training=False)
     diffs = [ops.max(ops.abs(memory - expected_memory))]
     diffs += [ops.max(ops.abs(s - e)) for s, e in zip(states, expected_states, strict=True)]
@@ -118,18 +85,11 @@ def gradient_flow(model: Model, source, target_in, target_out) -> np.ndarray:
     target_in = np.asarray(target_in)
     target_out = np.asarray(target_out)
     with tf.GradientTape() as tape:
-        if isinstance(model, Transformer):  # no recurrence: the encoder's output at each position
-            memory, mask = model.encode_memory(tf.constant(source))
-            forward = tf.unstack(memory, axis=1)  # src_len x (batch, model_dim)
-            tape.watch(forward)
-            logits, _ = model.decode(target_in, tf.stack(forward, axis=1), mask)
-        else:
-            memory, states, forward = _unroll(model, source)
-            mask = ops.ones(source.shape, "bool")  # (batch, src_len): no padding, checked above
-            logits = model.decoder(target_in, memory, mask, states, training=False)  # (batch, tgt_len, vocab)
+        # src_len x (batch, dim) tensors, and the logits (batch, tgt_len, vocab) computed from them
+        positions, logits = model.probe_positions(tf.constant(source), target_in)
         loss = masked_cross_entropy(target_out, logits)
     # A position the loss does not depend on gets zeros, not None.
-    grads = tape.gradient(loss, forward, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grads = tape.gradient(loss, positions, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     # each grad: (batch, units) -> norms: (batch, src_len)
     norms = np.stack([np.linalg.norm(g.numpy().astype(np.float64), axis=-1) for g in grads], axis=1)
     return norms.mean(axis=0)

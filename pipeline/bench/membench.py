@@ -4,12 +4,11 @@ input pipeline, on the synthetic corpus (``corpus/synthetic.py``) at each size a
 Every measurement is its own process, so its peak resident set (``ru_maxrss`` from ``wait4``)
 is that stage's alone. Writes ``memory.json`` and ``memory.md`` to the output folder.
 
-    python -m pipeline.membench --sizes 100000 1000000 --data-dir data/membench --out-dir reports
+    python -m pipeline membench --sizes 100000 1000000 --data-dir data/membench --out-dir reports
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline import layout
 from pipeline.config import make_config
 from pipeline.files import write_json, write_text
 
@@ -79,8 +79,9 @@ def membench(sizes: list[int], data_dir: Path, out_dir: Path) -> Path:
             ["-m", "pipeline", "tokenize", *data, "--preset", PRESET, "--out-dir", str(spm_dir)]
         )
         print(f"{pairs:,} pairs: tokenize {tokenize['peak_rss_mib']} MiB {tokenize['seconds']} s", flush=True)
-        batches = measure(["-m", "pipeline.membench", "--one-pass", str(pairs), "--data-dir", str(data_dir),
-                           "--spm-model", str(spm_dir / "spm.model")])  # fmt: skip
+        spm_model = spm_dir / layout.TOKENIZER  # the measured child: one pass of the input pipeline
+        one_pass_args = ["--one-pass", str(pairs), "--data-dir", str(data_dir), "--spm-model", str(spm_model)]
+        batches = measure(["-m", "pipeline", "membench", *one_pass_args])
         seen = json.loads(batches.pop("stdout").strip().splitlines()[-1])
         print(f"{pairs:,} pairs: batches {batches['peak_rss_mib']} MiB, {batches['seconds']} s", flush=True)
         rows.append({
@@ -90,7 +91,7 @@ def membench(sizes: list[int], data_dir: Path, out_dir: Path) -> Path:
             "batches": {**batches, **seen},
         })  # fmt: skip
     peak = {r["pairs"]: max(r["tokenize"]["peak_rss_mib"], r["batches"]["peak_rss_mib"]) for r in rows}
-    from pipeline.flops import matmul_rate  # TensorFlow in this process only now, after the children
+    from pipeline.machine import matmul_rate  # TensorFlow in this process only now, after the children
 
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -103,8 +104,8 @@ def membench(sizes: list[int], data_dir: Path, out_dir: Path) -> Path:
         "ratio_largest_to_smallest": round(peak[sizes[-1]] / peak[sizes[0]], 2),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "memory.md", markdown_table(result))
-    return write_json(out_dir / "memory.json", result)
+    write_text(out_dir / layout.MEMORY_MD, markdown_table(result))
+    return write_json(out_dir / layout.MEMORY_JSON, result)
 
 
 def markdown_table(result: dict) -> str:
@@ -125,22 +126,3 @@ def markdown_table(result: dict) -> str:
                      f"{b['seconds']} | {b['batches']:,} | {'yes' if b['cached'] else 'no'} |")  # fmt: skip
     lines += ["", f"Peak at the largest size / peak at the smallest: {result['ratio_largest_to_smallest']}."]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pipeline.membench", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[100_000, 1_000_000], help="training pairs")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/membench"))
-    parser.add_argument("--out-dir", type=Path, default=Path("reports"))
-    parser.add_argument("--one-pass", type=int, default=None, help=argparse.SUPPRESS)  # the measured child
-    parser.add_argument("--spm-model", type=Path, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.one_pass:
-        one_pass(args.one_pass, args.data_dir, args.spm_model)
-    else:
-        print(membench(args.sizes, args.data_dir, args.out_dir))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,10 +19,9 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.files import remove_stale, replace_dir
+from pipeline.layout import STATE, WEIGHTS
 
-WEIGHTS = "model.weights.h5"
 OPTIMIZER = "optimizer.npz"  # the optimizer's variables and the random streams' states, by path
-STATE = "state.json"
 
 
 class CheckpointError(UserError):

@@ -10,10 +10,7 @@ forward passes (Kaplan et al., 2020, section 2.1).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-
-import tensorflow as tf
 
 from pipeline.config import ModelConfig
 from pipeline.models import VARIANTS
@@ -85,16 +82,3 @@ def training_step_flops(
         for s, t in zip(source_lengths, target_lengths, strict=True)
     )  # fmt: skip
     return TRAINING_PASSES * forward
-
-
-def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of an (n, n) x (n, n) float32 product, the best of ``repeats`` timed runs."""
-    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
-    product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))  # the sum forces the work
-    product(a, b).numpy()  # trace and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product(a, b).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9

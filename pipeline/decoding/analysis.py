@@ -6,7 +6,7 @@ so what the report stage once read from the weights is measured here, once, and 
 ``analysis.json``:
 
 - the gradient-flow probe: mean |d loss / d h_t| at each source position of test sentences of
-  ``PROBE_LENGTH`` pieces (``pipeline.probe``);
+  ``PROBE_LENGTH`` pieces (``pipeline.decoding.probe``);
 - for a variant with attention, the beam-5 translations of the first few short test sentences
   with their attention weights, which the report draws as heatmaps.
 """
@@ -21,14 +21,13 @@ import tensorflow as tf
 from pipeline import corpus
 from pipeline.config import load_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
+from pipeline.decoding.probe import gradient_flow
+from pipeline.decoding.search import beam_search
 from pipeline.files import write_json
+from pipeline.layout import ANALYSIS, BEST_WEIGHTS, CONFIG, TOKENIZER
 from pipeline.models import VARIANTS, build_model
-from pipeline.probe import gradient_flow
-from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
-from pipeline.train import BEST_WEIGHTS, CONFIG, TOKENIZER
 
-ANALYSIS = "analysis.json"
 PROBE_LENGTH = 20  # source pieces (EOS included) of the sentences the gradient probe uses
 PROBE_SENTENCES = 32
 HEATMAP_SENTENCES = 3

@@ -4,7 +4,7 @@ One run measures, on the same machine and in the same process:
 
 - the ceiling: the float32 matrix-product rate (GFLOP/s);
 - per variant, the training step: measured seconds on real batches, the step's FLOPs
-  counted on their real tokens (``pipeline.flops``), and the ratio of the measured
+  counted on their real tokens (``pipeline.bench.flops``), and the ratio of the measured
   time to the floor those FLOPs need at the ceiling's rate;
 - per variant, translation through the exported SavedModel on the test set: greedy and
   beam 5, at batch 64 and at batch 1.
@@ -24,20 +24,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline import corpus, dataset
+from pipeline import corpus, dataset, layout
+from pipeline.bench.flops import training_step_flops
 from pipeline.config import Config, make_config
 from pipeline.constants import PAD_ID
-from pipeline.evaluate import load_translator, translate_all
-from pipeline.flops import matmul_rate, training_step_flops
+from pipeline.decoding.evaluate import load_translator, translate_all
+from pipeline.machine import matmul_rate
 from pipeline.models import build_model
 from pipeline.tokenizer import load_tokenizer
-from pipeline.train import compile_model
+from pipeline.training.train import compile_model
 
 DECODINGS = {"greedy": (1, 0.0), "beam5": (5, 0.6)}
 TRANSLATION_KEYS = [f"{d}_{k}" for d in DECODINGS for k in ("b64_seconds", "b64_sentences_per_second",
                                                               "b1_ms_per_sentence")]  # fmt: skip
 Batches = list[tuple[dict, np.ndarray]]  # ({"source", "target_in"}, target_out), numpy
-EXPORTED = "exported.txt"  # in each run directory: the SavedModel version the export stage wrote
 
 
 def sample_batches(cfg: Config, data_dir: Path, tokenizer: Path, steps: int) -> Batches:
@@ -156,35 +156,26 @@ def bench(
     gflops = matmul_rate()
     print(f"matrix product: {gflops:.1f} GFLOP/s")
     batches = sample_batches(cfg, data_dir, tokenizer, steps)
-    source_lengths, target_lengths = real_lengths(batches)
     sources, _ = corpus.read_split(cfg.pair, "test", data_dir, cfg.data.eval_limit)
     batch1_sentences = min(batch1_sentences or len(sources), len(sources))
 
     rows = []
     for variant in variants:
+        exported = runs_dir / variant / layout.EXPORTED if translation else None
         variant_cfg = make_config(preset, pair, variant, overrides)
-        flops = training_step_flops(variant_cfg.model, vocab_size, source_lengths, target_lengths) / steps
-        seconds = time_training(variant_cfg, vocab_size, batches, fused)
-        floor = flops / (gflops * 1e9)
-        timings = {}
-        if translation:  # loaded once: each load reads and restores the whole SavedModel
-            translator, _ = load_translator(Path((runs_dir / variant / EXPORTED).read_text().strip()))
-        for name, (beam, alpha) in DECODINGS.items() if translation else ():
-            full = time_translation(translator, sources, 64, beam, alpha)
-            one = time_translation(translator, sources[:batch1_sentences], 1, beam, alpha)
-            timings[f"{name}_b64_seconds"] = round(full, 2)
-            timings[f"{name}_b64_sentences_per_second"] = round(len(sources) / full, 1)
-            timings[f"{name}_b1_ms_per_sentence"] = round(1000 * one / batch1_sentences, 2)
-        rows.append({
-            "variant": variant,
-            "gflops_per_step": round(flops / 1e9, 2),
-            "step_seconds": round(seconds, 4),
-            "floor_seconds": round(floor, 4),
-            "ratio_to_floor": round(seconds / floor, 3),
-            "tokens_per_second": round(sum(target_lengths) / steps / seconds),
-            "translation": timings,
-        })  # fmt: skip
-        print(f"{variant}: {seconds:.3f} s/step, {seconds / floor:.2f}x the floor; {timings}")
+        row = bench_variant(
+            variant,
+            variant_cfg,
+            vocab_size,
+            batches,
+            steps,
+            gflops,
+            fused,
+            exported,
+            sources,
+            batch1_sentences,
+        )
+        rows.append(row)
 
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
@@ -198,7 +189,55 @@ def bench(
         "variants": rows,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / layout.BENCH_JSON).write_text(json.dumps(report, indent=2) + "\n")
     table = markdown(report)
-    (out_dir / "bench.md").write_text(table)
+    (out_dir / layout.BENCH_MD).write_text(table)
     return table
+
+
+def bench_variant(
+    variant: str,
+    cfg: Config,
+    vocab_size: int,
+    batches: Batches,
+    steps: int,
+    gflops: float,
+    fused: bool,
+    exported: Path | None,
+    sources: list[str],
+    batch1_sentences: int,
+) -> dict:
+    """``variant``'s row of the table (``cfg`` its config): its training step on ``batches`` against
+    the floor at ``gflops``, and with ``exported`` (its run's pointer to its SavedModel) its
+    translation timings."""
+    source_lengths, target_lengths = real_lengths(batches)
+    flops = training_step_flops(cfg.model, vocab_size, source_lengths, target_lengths) / steps
+    seconds = time_training(cfg, vocab_size, batches, fused)
+    floor = flops / (gflops * 1e9)
+    timings = time_decodings(exported, sources, batch1_sentences) if exported is not None else {}
+    print(f"{variant}: {seconds:.3f} s/step, {seconds / floor:.2f}x the floor; {timings}")
+    return {
+        "variant": variant,
+        "gflops_per_step": round(flops / 1e9, 2),
+        "step_seconds": round(seconds, 4),
+        "floor_seconds": round(floor, 4),
+        "ratio_to_floor": round(seconds / floor, 3),
+        "tokens_per_second": round(sum(target_lengths) / steps / seconds),
+        "translation": timings,
+    }
+
+
+def time_decodings(exported: Path, sources: list[str], batch1_sentences: int) -> dict[str, float]:
+    """Every decoding of ``DECODINGS`` through the SavedModel ``exported`` points to: the seconds
+    and sentences per second at batch 64 on all ``sources``, the milliseconds per sentence at
+    batch 1 on the first ``batch1_sentences``."""
+    # loaded once: each load reads and restores the whole SavedModel
+    translator, _ = load_translator(Path(exported.read_text().strip()))
+    timings = {}
+    for name, (beam, alpha) in DECODINGS.items():
+        full = time_translation(translator, sources, 64, beam, alpha)
+        one = time_translation(translator, sources[:batch1_sentences], 1, beam, alpha)
+        timings[f"{name}_b64_seconds"] = round(full, 2)
+        timings[f"{name}_b64_sentences_per_second"] = round(len(sources) / full, 1)
+        timings[f"{name}_b1_ms_per_sentence"] = round(1000 * one / batch1_sentences, 2)
+    return timings

@@ -2,7 +2,7 @@
 
 Every callback that decides something across epochs keeps its memory in ``state()`` and
 takes it back with ``restore()``. ``EpochCheckpoint``, last in the list, writes all of it
-with the weights and the optimizer after every epoch (``pipeline.checkpoints``). Order
+with the weights and the optimizer after every epoch (``pipeline.training.checkpoints``). Order
 matters: ``ValidationBLEU`` adds ``val_bleu`` to the epoch's logs, the callbacks after it
 read it, and the checkpoint records what they decided.
 
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import keras
 
-from pipeline import checkpoints
 from pipeline.constants import REFERENCE_CEILING_GFLOPS
+from pipeline.decoding.search import compile_search, translate_rows
 from pipeline.files import write_text
 from pipeline.metrics import bleu
-from pipeline.search import compile_search, translate_rows
+from pipeline.training import checkpoints
 
 
 class Stateful(keras.callbacks.Callback):

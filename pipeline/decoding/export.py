@@ -27,13 +27,12 @@ import tensorflow_text as tf_text
 
 from pipeline.config import load_config
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, IDS_SUFFIX, PAD_ID, UNK_ID
+from pipeline.decoding.search import beam_search
 from pipeline.errors import UserError
 from pipeline.files import latest_version, replace_dir
+from pipeline.layout import BEST_WEIGHTS, CONFIG, DECODING, TOKENIZER
 from pipeline.models import Model, build_model
-from pipeline.models.transformer import Transformer
-from pipeline.search import beam_search
 from pipeline.tokenizer import load_tokenizer
-from pipeline.train import BEST_WEIGHTS, CONFIG, DECODING, TOKENIZER
 
 MAX_SOURCE_PIECES = 256  # longer inputs are cut (EOS included), so one request cannot take the server down
 MAX_BEAM_SIZE = 32
@@ -53,18 +52,13 @@ SOURCE_LENGTHS = tf.TensorSpec([None], tf.int32, name="source_lengths")
 def memory_bound(model: Model) -> int:
     """Bytes one request may add to the server's memory, at most (docs/faults.md).
 
-    Per row and source piece, float32: the encoder states and the attention keys (the
-    Transformer's: every decoder layer's keys, values and scores), tiled per beam, the attention's
-    hidden layer and scores of a step (so three times their sizes), and the
-    alignment history of up to 256 output steps, twice while a step gathers it; then 256 MiB for
-    everything that does not grow with the request.
+    Per row and source piece, float32: what the model's search keeps (``model.search_width()``:
+    the encoder states and the attention keys; for the Transformer, every decoder layer's keys,
+    values and scores), tiled per beam, the attention's hidden layer and scores of a step (so three
+    times their sizes), and the alignment history of up to 256 output steps, twice while a step
+    gathers it; then 256 MiB for everything that does not grow with the request.
     """
-    if isinstance(model, Transformer):  # per decoder layer: the cross keys and values, the scores,
-        per_layer = 6 * model.model_dim + model.heads  # a cache up to twice as long
-        width = model.decoder_layers_count * per_layer
-    else:
-        width = 2 * model.units + (model.attention_units if model.attention else 0)
-    return MAX_WORK * 4 * (3 * width + 2 * MAX_SOURCE_PIECES) + 256 * 2**20
+    return MAX_WORK * 4 * (3 * model.search_width() + 2 * MAX_SOURCE_PIECES) + 256 * 2**20
 
 
 class IdTranslator(tf.Module):

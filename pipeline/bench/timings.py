@@ -1,6 +1,6 @@
 """How long the README's commands take, on the machine that ran them: wall time with its ceiling.
 
-    python -m pipeline.timings --label "make test" -- make test
+    python -m pipeline timings --label "make test" -- make test
 
 runs the command, and adds its minutes, the machine's ``make bench`` ceiling (measured just
 before, alone) and its processor to ``reports/timings.json``, one row per label and kind of
@@ -12,7 +12,6 @@ puts under the README's two commands (``--table`` writes it again without timing
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -20,36 +19,33 @@ import time
 from datetime import date
 from pathlib import Path
 
+from pipeline import layout
 from pipeline.constants import VARIANT_NAMES
 from pipeline.files import write_json, write_text
+from pipeline.machine import matmul_rate, processor
 
 QUICK = Path("reports/de-en/quick")
 
 
-def machine() -> dict:
-    """The processor's name, and whether it has AVX-512: the two kinds of machine we meet."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
-    return {"cpu": names[0] if names else "unknown", "avx512": "avx512f" in info}
-
-
 def ceiling() -> float:
-    from pipeline.flops import matmul_rate  # TensorFlow: only when measuring
-
-    return round(matmul_rate(), 1)
+    return round(matmul_rate(), 1)  # TensorFlow: only when measuring
 
 
 def quick_row(quick: Path = QUICK) -> dict | None:
     """``make all``'s training and translation, summed over the committed quick reports."""
-    folders = sorted(p for p in quick.iterdir() if (p / "train.json").is_file()) if quick.is_dir() else []
+    folders = sorted(p for p in quick.iterdir() if (p / layout.SUMMARY).is_file()) if quick.is_dir() else []
     if not folders:
         return None
     seconds, ceilings = 0.0, []
     for folder in folders:
-        summary = json.loads((folder / "train.json").read_text())
+        summary = json.loads((folder / layout.SUMMARY).read_text())
         seconds += summary["train_seconds"]
         ceilings += list(summary.get("ceiling_gflops", {}).values())
-        for name in ("validation.json", "test.json", "test.greedy.json"):
+        for name in (
+            layout.result("validation"),
+            layout.result("test"),
+            layout.result("test", layout.GREEDY),
+        ):
             seconds += json.loads((folder / name).read_text()).get("translate_seconds", 0.0)
     there = {folder.name for folder in folders}
     missing = [v for v in VARIANT_NAMES if v not in there]  # newer than the quick run: a lower bound
@@ -71,13 +67,13 @@ def record(label: str, command: list[str], out_dir: Path) -> int:
     if status != 0:
         print(f"{' '.join(command)} failed (exit {status}): not recorded", file=sys.stderr)
         return status
-    path = out_dir / "timings.json"
+    path = out_dir / layout.TIMINGS_JSON
     rows = json.loads(path.read_text())["rows"] if path.is_file() else []
     row = {
         "label": label,
         "minutes": minutes,
         "ceiling_gflops": rate,
-        **machine(),
+        **processor(),
         "date": date.today().isoformat(),
     }
     rows = [r for r in rows if (r["label"], r["avx512"]) != (label, row["avx512"])] + [row]
@@ -88,9 +84,9 @@ def record(label: str, command: list[str], out_dir: Path) -> int:
 
 def table(out_dir: Path) -> Path:
     """timings.md again from timings.json (if any) and the committed quick reports."""
-    path = out_dir / "timings.json"
+    path = out_dir / layout.TIMINGS_JSON
     rows = json.loads(path.read_text())["rows"] if path.is_file() else []
-    return write_text(out_dir / "timings.md", markdown(rows, quick_row()))
+    return write_text(out_dir / layout.TIMINGS_MD, markdown(rows, quick_row()))
 
 
 def markdown(rows: list[dict], quick: dict | None) -> str:
@@ -110,19 +106,3 @@ def markdown(rows: list[dict], quick: dict | None) -> str:
         cells = [r["label"], r["minutes"], r["ceiling_gflops"], f"{r['cpu']}{kind}", r["date"] or "-"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Time a command and record it in reports/timings.{json,md}.")
-    parser.add_argument("--label", help='what the README calls it, e.g. "make test"')
-    parser.add_argument("--table", action="store_true", help="only write timings.md again, timing nothing")
-    parser.add_argument("--out-dir", type=Path, default=Path("reports"), help="where timings.{json,md} go")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to time")
-    args = parser.parse_args()
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if args.table:
-        print(table(args.out_dir))
-    elif not (args.label and command):
-        parser.error("give --label and, after --, the command to time (or --table)")
-    else:
-        sys.exit(record(args.label, command, args.out_dir))

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the SentencePiece ops of the text SavedModel
 from google.protobuf.message import DecodeError
 
-from pipeline import corpus
+from pipeline import corpus, layout
 from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_CORPUS, DEFAULT_LENGTH_PENALTY, IDS_SUFFIX
 from pipeline.errors import UserError
 from pipeline.files import saved_model_dir, write_json, write_text
@@ -132,9 +132,9 @@ def evaluate(
 
     decoding = decoding_name(beam_size, length_penalty, default_penalty)
     default = decoding_name(DEFAULT_BEAM_SIZE, default_penalty, default_penalty)
-    stem = split if decoding == default else f"{split}.{decoding}"
+    named = None if decoding == default else decoding
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / f"{stem}.hyp.txt", "".join(h + "\n" for h in hypotheses))
+    write_text(out_dir / layout.hypotheses(split, named), "".join(h + "\n" for h in hypotheses))
     report = {
         "model": str(model_dir),
         "corpus": corpus_name,
@@ -148,7 +148,7 @@ def evaluate(
         **score(hypotheses, references, bootstrap=BOOTSTRAP_SAMPLES if split == "test" else 0),
         "translate_seconds": round(seconds, 1),
     }
-    out = write_json(out_dir / f"{stem}.json", report)
+    out = write_json(out_dir / layout.result(split, named), report)
     print(f"{pair} {split_title} ({len(sources)} sentences, {decoding}): {report['bleu_detail']}")
     print(f"chrF2 = {report['chrf']}   signature: {report['bleu_signature']}")
     return out

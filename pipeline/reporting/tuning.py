@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline import layout
 from pipeline.config import with_decoder_depth
 from pipeline.errors import UserError
 from pipeline.files import copy_file, write_json, write_text
-from pipeline.plots import plot_tuning_curves, read_log
+from pipeline.reporting.plots import plot_tuning_curves, read_log
 
 SETTINGS = (("model", "variant"), ("model", "dropout"), ("train", "label_smoothing"),
             ("model", "tie_embeddings"), ("model", "units"), ("train", "learning_rate"),
@@ -48,7 +49,7 @@ def halvings(history: list[dict]) -> dict:
 
 def unfinished_summary(run_dir: Path) -> dict:
     """What a run stopped before its end has to show: its epochs so far, from ``log.csv``."""
-    log = read_log(run_dir / "log.csv")
+    log = read_log(run_dir / layout.LOG)
     columns = zip(log["epoch"], log["val_bleu"], log["learning_rate"], strict=True)
     history = [{"epoch": int(e), "val_bleu": b, "learning_rate": r} for e, b, r in columns]
     best = max(history, key=lambda r: r["val_bleu"])
@@ -77,17 +78,17 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
     summary, decoding and training figure to ``out_dir/<run>/``; returns tuning.json."""
     rows, curves = [], {}
     for run_dir in run_dirs:
-        if not (run_dir / "config.json").is_file():
+        if not (run_dir / layout.CONFIG).is_file():
             raise UserError(f"{run_dir} is not a run directory (no config.json): train it first (make tune)")
-        for name in ("log.csv", "train.json", "decoding.json", "config.json", "training.png"):
+        for name in (layout.LOG, layout.SUMMARY, layout.DECODING, layout.CONFIG, layout.TRAINING_PLOT):
             if (run_dir / name).is_file():  # a run stopped before its end has no summary yet
                 copy_file(run_dir / name, out_dir / run_dir.name / name)
-        config = json.loads((run_dir / "config.json").read_text())
-        finished = (run_dir / "train.json").is_file()
+        config = json.loads((run_dir / layout.CONFIG).read_text())
+        finished = (run_dir / layout.SUMMARY).is_file()
         summary = (
-            json.loads((run_dir / "train.json").read_text()) if finished else unfinished_summary(run_dir)
+            json.loads((run_dir / layout.SUMMARY).read_text()) if finished else unfinished_summary(run_dir)
         )
-        decoding = json.loads((run_dir / "decoding.json").read_text()) if finished else {}
+        decoding = json.loads((run_dir / layout.DECODING).read_text()) if finished else {}
         averaging = summary.get("averaging") or {}
         rows.append({
             "run": run_dir.name,
@@ -104,10 +105,10 @@ def summarize(run_dirs: list[Path], out_dir: Path) -> Path:
             "history": [{k: h[k] for k in HISTORY_KEYS} for h in summary["history"]],
         })  # fmt: skip
         curves[run_dir.name] = summary["history"]
-    write_json(out_dir / "tuning.json", {"runs": rows})
-    write_text(out_dir / "tuning.md", markdown(rows))
-    plot_tuning_curves(curves, out_dir / "tuning.png")
-    return out_dir / "tuning.json"
+    write_json(out_dir / layout.TUNING_JSON, {"runs": rows})
+    write_text(out_dir / layout.TUNING_MD, markdown(rows))
+    plot_tuning_curves(curves, out_dir / layout.TUNING_PLOT)
+    return out_dir / layout.TUNING_JSON
 
 
 def markdown(rows: list[dict]) -> str:

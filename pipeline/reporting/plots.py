@@ -40,7 +40,7 @@ def mark_resumes(ax, epochs: list[float], processes: list[float]) -> None:
 
 def plot_history(log_csv: Path, out: Path) -> Path:
     """Cross-entropy per token (train, validation) and greedy validation BLEU with the learning
-    rate, per epoch, from the run's ``log.csv`` (``pipeline.callbacks.history_csv``)."""
+    rate, per epoch, from the run's ``log.csv`` (``pipeline.training.callbacks.history_csv``)."""
     log = read_log(log_csv)
     epochs = log.get("epoch", [])  # 1-based, counted over all processes
     # xent is plain cross-entropy, the same whatever the label smoothing; older logs only have the loss

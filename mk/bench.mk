@@ -1,0 +1,34 @@
+# Measurements of this machine: training steps against the CPU's floor, translation speed, the
+# memory of tokenize and the input pipeline, how long make test takes. Included by the Makefile.
+
+.PHONY: bench bench-transformer membench timings
+
+# Training steps against the CPU's arithmetic floor, and translation speed: reports/bench.{json,md}
+BENCH_DIR ?= reports
+BENCH_STEPS ?= 50
+BENCH_BATCH1 ?= 1000
+## every variant's training steps against the CPU's floor, and translation speed
+bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/$(EXPORTED))
+	$(PIPELINE) bench --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
+		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
+		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1)
+
+# The Transformer beside gru_bahdanau on the converge models, in one bench run (the converge runs
+# exported): reports/de-en/converge/bench/bench.{json,md}, copied into docs/performance.md.
+## make bench of the converge Transformer beside gru_bahdanau
+bench-transformer:
+	$(MAKE) bench PRESET=converge VARIANTS="gru_bahdanau transformer" BENCH_DIR=reports/de-en/converge/bench
+
+# Peak memory (RSS, one process per measurement) and time of the tokenize stage and of one pass of
+# the training input pipeline, on a synthetic corpus of 100k and of 1M pairs generated under
+# $(DATA_DIR)/membench (not in git): reports/memory.{json,md}
+MEMBENCH_SIZES ?= 100000 1000000
+## peak memory and time of tokenize and the input pipeline, 100k and 1M synthetic pairs
+membench: $(INSTALLED)
+	$(PIPELINE) membench --sizes $(MEMBENCH_SIZES) --data-dir $(DATA_DIR)/membench --out-dir reports
+
+# How long the README's commands take here, with the machine's ceiling: make test timed (one row per
+# kind of machine in reports/timings.{json,md}), make all summed from the committed quick reports.
+## make test timed on this machine, with its ceiling, for the README
+timings: $(INSTALLED)
+	$(PIPELINE) timings --label "make test" -- $(MAKE) --no-print-directory test
