@@ -44,7 +44,7 @@ def test_make_all_is_the_sum_of_the_quick_runs_training_and_translation(tmp_path
     assert row["minutes"] == round((60 + 120 + 6 * 10) / 60, 1) and row["ceiling_gflops"] == "390.0-410.0"
     # Five variants are not in the folder: the sum is a lower bound, and the label says which.
     assert "2 of its 7 variants" in row["label"]
-    assert "not yet run there: lstm, lstm_bahdanau, gru_bahdanau, gru_luong, transformer" in row["label"]
+    assert "has no report of lstm, lstm_bahdanau, gru_bahdanau, gru_luong, transformer" in row["label"]
 
 
 def test_nmt_timings_records_a_command_and_writes_the_table_again(tmp_path, monkeypatch, capsys):

@@ -50,12 +50,12 @@ def quick_row(quick: Path = QUICK) -> dict | None:
     there = {folder.name for folder in folders}
     missing = [v for v in VARIANT_NAMES if v not in there]  # newer than the quick run: a lower bound
     label = (f"make all (training and translation of {len(folders)} of its {len(VARIANT_NAMES)} variants, "
-             f"from {quick}; not yet run there: {', '.join(missing)})" if missing else
+             f"from {quick}, which has no report of {', '.join(missing)}: a lower bound)" if missing else
              f"make all (training and translation of the {len(folders)} variants, from {quick})")  # fmt: skip
     return {"label": label,
             "minutes": round(seconds / 60, 1),
             "ceiling_gflops": f"{min(ceilings)}-{max(ceilings)}" if ceilings else None,
-            "cpu": "as recorded in each run's train.json", "avx512": None, "date": None}  # fmt: skip
+            "cpu": "not recorded in train.json", "avx512": None, "date": None}  # fmt: skip
 
 
 def record(label: str, command: list[str], out_dir: Path) -> int:
