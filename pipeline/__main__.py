@@ -240,6 +240,25 @@ def call_lesson(args: Namespace, cfg: Config | None) -> Path:
     return reading(args.compare, args.seeds, args.out)
 
 
+def call_directions(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.lesson import side_by_side
+
+    return side_by_side(dict(args.compare), args.out)
+
+
+def pair_path(text: str) -> tuple[str, Path]:
+    pair, _, path = text.partition("=")
+    if not path:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PAIR=PATH")
+    return pair, Path(path)
+
+
+def call_archive(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.archive import archive_table
+
+    return archive_table(args.reports, args.out)
+
+
 def call_tuning(args: Namespace, cfg: Config | None) -> Path:
     from pipeline.reporting.tuning import summarize
 
@@ -371,6 +390,15 @@ STAGES: tuple[Stage, ...] = (
         option("--seeds", type=Path, default=None, help="seeds.json, when there is one"),
         option("--out", type=Path, required=True, help="the Markdown file to write"),
     ), call_lesson, light=True),
+    Stage("directions", "the lesson's claims with a column of verdicts per direction (language pair)", (
+        option("--compare", nargs="+", type=pair_path, required=True,
+               help="PAIR=compare.json, one per direction; a file not there yet is 'not run'"),
+        option("--out", type=Path, required=True, help="the Markdown file to write"),
+    ), call_directions, light=True),
+    Stage("archive", "the report folders of earlier training code, and why each is kept, as a table", (
+        option("--reports", type=Path, default=Path("reports"), help=f"holds {layout.ARCHIVED_JSON}"),
+        option("--out", type=Path, required=True, help="the Markdown file to write"),
+    ), call_archive, light=True),
     Stage("tuning", "compare tuning runs on the validation split", (
         option("--runs", nargs="+", type=Path, required=True, help="run folders"),
         out_dir("where tuning.{json,md} go"),

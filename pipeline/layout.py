@@ -62,6 +62,7 @@ BLEU_BY_VARIANT = "bleu_by_variant.png"
 BLEU_BY_LENGTH = "bleu_by_length.png"
 GRADIENT_FLOW = "gradient_flow.png"
 LESSON_MD = "lesson.md"
+LESSON_DIRECTIONS_MD = "lesson-directions.md"  # under reports/: the claims' verdicts, a column per pair
 
 
 def attention_plot(variant: str) -> str:
@@ -75,6 +76,9 @@ BENCH_JSON, BENCH_MD = "bench.json", "bench.md"
 MEMORY_JSON, MEMORY_MD = "memory.json", "memory.md"
 TIMINGS_JSON, TIMINGS_MD = "timings.json", "timings.md"
 SERVE_JSON, SERVE_MD, SERVE_EXCHANGE = "serve.json", "serve.md", "serve-exchange.md"
+# Under reports/: the report folders not trained by the current training code, each with why it is
+# kept (tests/test_drift.py holds every other folder to the current code), and their table.
+ARCHIVED_JSON, ARCHIVED_MD = "archived.json", "archived.md"
 
 # Make's names for the files its rules are keyed on.
 MAKE_VARIABLES = {
@@ -92,11 +96,14 @@ MAKE_VARIABLES = {
     "RUN_FILES_COPIED": " ".join(COPIED_FROM_RUN),
     "SUMMARY_MD": SUMMARY_MD,
     "LESSON_MD": LESSON_MD,
+    "LESSON_DIRECTIONS_MD": LESSON_DIRECTIONS_MD,
     "BENCH_MD": BENCH_MD,
     "MEMORY_MD": MEMORY_MD,
     "TIMINGS_MD": TIMINGS_MD,
     "SERVE_MD": SERVE_MD,
     "SERVE_EXCHANGE": SERVE_EXCHANGE,
+    "ARCHIVED_JSON": ARCHIVED_JSON,
+    "ARCHIVED_MD": ARCHIVED_MD,
 }
 
 

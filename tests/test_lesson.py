@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline import layout
-from pipeline.reporting.lesson import reading, verdict
+from pipeline.reporting.lesson import reading, side_by_side, verdict
 
 
 def row(variant: str, attention: str | None, bleu: float, short: float, long: float) -> dict:
@@ -84,3 +84,31 @@ def test_the_transformer_is_read_against_attention_over_a_gru(tmp_path):
     )
     # it counts as attention: its gradient and its long sentences are read with the attentive variants
     assert "first words: **holds**" in text and "`transformer` 0.9" in text
+
+
+def test_both_directions_side_by_side_each_from_its_own_comparison_and_not_run_where_absent(tmp_path):
+    flows = {"rnn": [1e-4, 1e-2], "gru": [1e-3, 1e-2], "gru_bahdanau": [2.0, 1.0]}
+    de_en, en_de = tmp_path / "de-en", tmp_path / "en-de"
+    de_en.mkdir(), en_de.mkdir()
+    rows = [row("rnn", None, 10.0, 12.0, 3.0), row("gru", None, 20.0, 24.0, 12.0),
+            row("gru_bahdanau", "bahdanau", 35.0, 36.0, 33.0)]  # fmt: skip
+    comparison(de_en, rows, [{"before": "gru", "after": "gru_bahdanau", "p": 0.001}], flows)
+    # en-de: attention behind, long sentences hurt it more, the probe the other way round.
+    rows = [row("rnn", None, 10.0, 12.0, 3.0), row("gru", None, 20.0, 24.0, 23.0),
+            row("gru_bahdanau", "bahdanau", 18.0, 36.0, 9.0)]  # fmt: skip
+    reversed_flows = {"rnn": [1e-2, 1e-2], "gru": [1e-3, 1e-2], "gru_bahdanau": [1e-4, 1.0]}
+    comparison(en_de, rows, [{"before": "gru", "after": "gru_bahdanau", "p": 0.01}], reversed_flows)
+    compares = {"de-en": de_en / layout.COMPARE_JSON, "en-de": en_de / layout.COMPARE_JSON,
+                "fr-en": tmp_path / "fr-en" / layout.COMPARE_JSON}  # fmt: skip
+    text = side_by_side(compares, tmp_path / layout.LESSON_DIRECTIONS_MD).read_text()
+    assert "| claim | de-en | en-de | fr-en |" in text
+    attention = "| Attention against a single context vector: `gru_bahdanau` against `gru` |"
+    assert f"{attention} **holds** (+15.00, p 0.001) | **contradicted** (-2.00, p 0.010) | not run |" in text
+    # Neither comparison has lstm: its claims are rows, with "-" where a comparison cannot test them.
+    assert "| A gated cell against the tanh RNN: `lstm` against `rnn` | - | - | not run |" in text
+    assert (
+        "| Long sentences hurt a single context vector more | **holds** | **contradicted** | not run |"
+        in text
+    )
+    assert "| The gradient vanishes most in the tanh RNN | **holds** | **contradicted** | not run |" in text
+    assert "first words | **holds** | **contradicted** | not run |" in text

@@ -36,6 +36,12 @@ CLAIMS: dict[tuple[str, str], tuple[int, str]] = {
 }
 
 
+LONG_CLAIM = "Long sentences hurt a single context vector more"
+VANISH_CLAIM = "The gradient vanishes most in the tanh RNN"
+SHORT_PATH_CLAIM = "Attention carries gradient to a sentence's first words"
+NOT_RUN = "not run"  # a direction without its comparison
+
+
 def load(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path} does not exist: make report (or make seeds) writes it")
@@ -77,47 +83,64 @@ def pair_claims(report: dict, noise: float | None) -> list[str]:
     return lines
 
 
-def length_claim(report: dict) -> list[str]:
-    """BLEU on the longest bucket with enough sentences over BLEU on the shortest: the single
-    context vector is said to lose more on long sentences than attention does."""
+def length_ratios(report: dict) -> tuple[str, str, dict[str, float]] | None:
+    """The shortest and the longest source-length bucket with enough sentences, and each
+    variant's BLEU on the longest over BLEU on the shortest; None without single-vector and
+    attention variants both."""
     rows = {r["variant"]: r for r in report["variants"]}
-    single = [v for v, r in rows.items() if not r["attention"]]
-    attended = [v for v, r in rows.items() if r["attention"]]
-    if not single or not attended:
-        return []
-    buckets = rows[single[0]]["test_bleu_by_length"]
+    if all(r["attention"] for r in rows.values()) or not any(r["attention"] for r in rows.values()):
+        return None
+    buckets = next(iter(rows.values()))["test_bleu_by_length"]
     readable = [b for b, cell in buckets.items() if cell["sentences"] >= MIN_BUCKET]
     short, long = readable[0], readable[-1]
 
-    def kept(v: str) -> float:
-        cells = rows[v]["test_bleu_by_length"]
+    def kept(cells: dict) -> float:
         return cells[long]["bleu"] / cells[short]["bleu"] if cells[short]["bleu"] else 0.0
 
-    ratios = ", ".join(f"`{v}` {kept(v):.2f}" for v in rows)
-    holds = max(kept(v) for v in single) < min(kept(v) for v in attended)
+    return short, long, {v: kept(r["test_bleu_by_length"]) for v, r in rows.items()}
+
+
+def length_holds(report: dict, ratios: dict[str, float]) -> bool:
+    """The single context vector is said to lose more on long sentences than attention does."""
+    attention = {r["variant"]: r["attention"] for r in report["variants"]}
+    single = [ratios[v] for v in ratios if not attention[v]]
+    return max(single) < min(ratios[v] for v in ratios if attention[v])
+
+
+def length_claim(report: dict) -> list[str]:
+    """BLEU on the longest bucket with enough sentences over BLEU on the shortest."""
+    found = length_ratios(report)
+    if found is None:
+        return []
+    short, long, ratios = found
+    buckets = report["variants"][0]["test_bleu_by_length"]
+    named = ", ".join(f"`{v}` {r:.2f}" for v, r in ratios.items())
     return [
-        f"- Long sentences hurt a single context vector more: **{said(holds)}**. "
+        f"- {LONG_CLAIM}: **{said(length_holds(report, ratios))}**. "
         f"BLEU on sources of {long} words over BLEU on {short} words ({buckets[long]['sentences']} and "
-        f"{buckets[short]['sentences']} sentences): {ratios}."
+        f"{buckets[short]['sentences']} sentences): {named}."
     ]
 
 
-def gradient_claim(report: dict) -> list[str]:
+def gradient_verdicts(report: dict) -> dict[str, bool]:
     """First over last position of the gradient-flow probe: a tanh RNN's should be the smallest,
-    and attention's above every single-vector model's."""
-    rows = {r["variant"]: r for r in report["variants"]}
+    and attention's above every single-vector model's. Each claim the variants there can test."""
+    attention = {r["variant"]: r["attention"] for r in report["variants"]}
     ratio = {v: flow[0] / flow[-1] for v, flow in report["gradient_flow"].items()}
-    single = [v for v in ratio if not rows[v]["attention"]]
-    attended = [v for v in ratio if rows[v]["attention"]]
-    named = ", ".join(f"`{v}` {r:.2g}" for v, r in ratio.items())
-    lines = []
+    single = [ratio[v] for v in ratio if not attention[v]]
+    attended = [ratio[v] for v in ratio if attention[v]]
+    found = {}
     if "rnn" in ratio and len(single) > 1:
-        holds = ratio["rnn"] == min(ratio[v] for v in single)
-        lines.append(f"- The gradient vanishes most in the tanh RNN: **{said(holds)}**.")
+        found[VANISH_CLAIM] = ratio["rnn"] == min(single)
     if single and attended:
-        holds = min(ratio[v] for v in attended) > max(ratio[v] for v in single)
-        lines.append(f"- Attention carries gradient to a sentence's first words: **{said(holds)}**.")
+        found[SHORT_PATH_CLAIM] = min(attended) > max(single)
+    return found
+
+
+def gradient_claim(report: dict) -> list[str]:
+    lines = [f"- {claim}: **{said(holds)}**." for claim, holds in gradient_verdicts(report).items()]
     if lines:
+        named = ", ".join(f"`{v}` {flow[0] / flow[-1]:.2g}" for v, flow in report["gradient_flow"].items())
         lines.append(f"  Gradient at the first source position over the last (the probe): {named}.")
     return lines
 
@@ -141,4 +164,52 @@ def reading(compare_path: Path, seeds_path: Path | None, out: Path) -> Path:
         )
     lines.append("")
     lines += pair_claims(report, noise) + length_claim(report) + gradient_claim(report)
+    return write_text(out, "\n".join(lines) + "\n")
+
+
+def claim_name(before: str, after: str) -> str:
+    """A pair's claim as a row of the side-by-side table."""
+    return f"{CLAIMS[(before, after)][1]}: `{after}` against `{before}`"
+
+
+def verdict_cells(report: dict) -> dict[str, str]:
+    """Each claim the comparison ``report`` can test, by its ``claim_name``: the verdict, and for a
+    pair its test BLEU gap and p-value."""
+    rows = {r["variant"]: r for r in report["variants"]}
+    cells = {}
+    for pair in report.get("pairs", []):
+        expected, _ = CLAIMS[(pair["before"], pair["after"])]
+        gap = round(rows[pair["after"]]["test_bleu"] - rows[pair["before"]]["test_bleu"], 2)
+        said_here = verdict(gap, pair["p"], expected)
+        cells[claim_name(pair["before"], pair["after"])] = f"**{said_here}** ({gap:+.2f}, p {pair['p']:.3f})"
+    found = length_ratios(report)
+    if found is not None:
+        cells[LONG_CLAIM] = f"**{said(length_holds(report, found[2]))}**"
+    return cells | {claim: f"**{said(holds)}**" for claim, holds in gradient_verdicts(report).items()}
+
+
+def side_by_side(compares: dict[str, Path], out: Path) -> Path:
+    """The lesson's claims, a row each, with a column of verdicts per direction (``compares``: each
+    pair's compare.json, by the pair's name); a direction whose comparison is not there yet is
+    "not run" in every row. Writes the Markdown table to ``out``; returns ``out``."""
+    found = {
+        pair: verdict_cells(load(path)) if Path(path).is_file() else None for pair, path in compares.items()
+    }
+    claims = [claim_name(before, after) for before, after in CLAIMS] + [
+        LONG_CLAIM,
+        VANISH_CLAIM,
+        SHORT_PATH_CLAIM,
+    ]
+    lines = [
+        "The lesson's claims in both directions, on each direction's converge comparison "
+        f"({', '.join(f'`{path}`' for path in compares.values())}), each verdict computed as above: "
+        f'for a pair, its test BLEU gap and paired bootstrap p; "{NOT_RUN}": that direction\'s comparison '
+        'is not there yet; "-": its table lacks a variant the claim needs.',
+        "",
+        "| claim | " + " | ".join(compares) + " |",
+        "|---|" + "---|" * len(compares),
+    ]
+    for claim in claims:
+        cells = [NOT_RUN if cells is None else cells.get(claim, "-") for cells in found.values()]
+        lines.append(f"| {claim} | " + " | ".join(cells) + " |")
     return write_text(out, "\n".join(lines) + "\n")
