@@ -27,8 +27,16 @@ MEMBENCH_SIZES ?= 100000 1000000
 membench: $(INSTALLED)
 	$(PIPELINE) membench --sizes $(MEMBENCH_SIZES) --data-dir $(DATA_DIR)/membench --out-dir reports
 
-# How long the README's commands take here, with the machine's ceiling: make test timed (one row per
-# kind of machine in reports/timings.{json,md}), make all summed from the committed quick reports.
-## make test timed on this machine, with its ceiling, for the README
+# How long the README's commands take here, with the machine's ceiling and processor, one row per
+# command and kind of machine in reports/timings.{json,md}: make test, and make all (the quick run
+# of every variant) in folders of its own under $(TIMINGS_DIR), removed first, so that what this
+# checkout has trained already does not shorten it (the prepared corpus, data/tfds, is shared).
+# TIMED= picks the commands.
+TIMINGS_DIR ?= runs/timings
+TIMED ?= test all
+TIMED_ALL = $(MAKE) --no-print-directory all RUNS_DIR=$(TIMINGS_DIR)/runs SPM_DIR=$(TIMINGS_DIR)/spm \
+	SAVED_DIR=$(TIMINGS_DIR)/saved_models REPORTS_DIR=$(TIMINGS_DIR)/reports
+## make test and make all (TIMED=) timed on this machine, with its ceiling and processor, for the README
 timings: $(INSTALLED)
-	$(PIPELINE) timings --label "make test" -- $(MAKE) --no-print-directory test
+	$(if $(filter test,$(TIMED)),$(PIPELINE) timings --label "make test" -- $(MAKE) --no-print-directory test)
+	$(if $(filter all,$(TIMED)),rm -rf $(TIMINGS_DIR) && $(PIPELINE) timings --label "make all" -- $(TIMED_ALL))

@@ -32,3 +32,13 @@ def processor(cpuinfo: Path = CPUINFO) -> dict:
     info = cpuinfo.read_text() if cpuinfo.is_file() else ""
     names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
     return {"cpu": names[0] if names else "unknown", "avx512": "avx512f" in info}
+
+
+def processor_name(found: dict | None) -> str:
+    """``AMD EPYC 7B13 (AVX2 only)``, ``Intel Xeon ... (AVX-512)``: the name beside every ceiling.
+    ``found`` is what ``processor()`` returned (None: not recorded)."""
+    if not found:
+        return "not recorded"
+    if found.get("avx512") is None:
+        return found["cpu"]
+    return f"{found['cpu']} ({'AVX-512' if found['avx512'] else 'AVX2 only'})"

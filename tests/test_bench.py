@@ -1,7 +1,7 @@
 import numpy as np
 
 from pipeline.bench.bench import markdown, real_lengths, real_share
-from pipeline.machine import matmul_rate
+from pipeline.machine import matmul_rate, processor, processor_name
 
 
 def test_matmul_rate_is_a_plausible_cpu_rate():
@@ -23,13 +23,15 @@ def test_markdown_has_a_row_per_variant():
     translation |= {"greedy_b1_ms_per_sentence": 3.0, "beam5_b1_ms_per_sentence": 7.0}
     row = {"variant": "gru", "gflops_per_step": 10.0, "step_seconds": 0.2, "floor_seconds": 0.1,
            "ratio_to_floor": 2.0, "tokens_per_second": 9000, "translation": translation}  # fmt: skip
-    report = {"machine": "x86_64", "matmul_gflops": 90.0, "train_steps": 20, "batch_size": 128, "fused": True,
+    report = {"machine": "x86_64", "processor": {"cpu": "AMD EPYC 7B13", "avx512": False},
+              "matmul_gflops": 90.0, "train_steps": 20, "batch_size": 128, "fused": True,
               "real_share": {"source": 0.9, "target": 0.99},
               "sentences": 1000, "batch1_sentences": 200,
               "variants": [row, {**row, "variant": "lstm", "translation": {}}]}  # fmt: skip
     table = markdown(report)
     assert "| `gru` | 10.0 | 0.200 | 0.100 | **2.00** | 9,000 |" in table
-    assert "| `lstm` |" in table and "90.0 GFLOP/s" in table and "fused loops" in table
+    assert "| `lstm` |" in table and "fused loops" in table
+    assert "Benchmark on x86_64, AMD EPYC 7B13 (AVX2 only): float32 matrix product 90.0 GFLOP/s" in table
     assert "90.0% of source and 99.0% of target positions" in table
     assert table.splitlines()[-1].endswith("| nan | nan | nan | nan | nan |")  # translation not measured
 
@@ -37,3 +39,12 @@ def test_markdown_has_a_row_per_variant():
     steps_only = markdown({**report, "variants": [{**row, "translation": {}}]})
     assert steps_only.splitlines()[-1] == "| `gru` | 10.0 | 0.200 | 0.100 | **2.00** | 9,000 |"
     assert "Translation:" not in steps_only and "nan" not in steps_only
+
+
+def test_the_processor_is_named_with_avx_512_or_avx2_only(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: Intel Xeon Platinum 8481C\nflags\t: fpu avx2 avx512f\n")
+    assert processor_name(processor(cpuinfo)) == "Intel Xeon Platinum 8481C (AVX-512)"
+    cpuinfo.write_text("model name\t: AMD EPYC 7B13\nflags\t: fpu avx2\n")
+    assert processor_name(processor(cpuinfo)) == "AMD EPYC 7B13 (AVX2 only)"
+    assert processor_name(None) == "not recorded"  # a bench.json from before it was recorded

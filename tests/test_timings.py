@@ -76,3 +76,22 @@ def test_nmt_timings_without_a_label_or_a_command_is_a_usage_error(args, capsys,
     assert exit.value.code == 2
     problem = "give --label and, after --, the command to time (or --table)"
     assert capsys.readouterr().err == f"error: nmt timings: {problem} (see nmt timings --help)\n"
+
+
+def test_make_all_timed_replaces_the_sum_of_the_quick_reports_and_each_row_names_its_processor(
+    tmp_path, monkeypatch
+):
+    summed = {"label": "make all (summed)", "minutes": 38.2, "ceiling_gflops": "357.1-419.6",
+              "cpu": "not recorded in train.json", "avx512": None, "date": None}  # fmt: skip
+    monkeypatch.setattr(timings, "quick_row", lambda: summed)
+    test = {"label": "make test", "minutes": 27.1, "ceiling_gflops": 113.5, "cpu": "AMD EPYC",
+            "avx512": False, "date": "2026-11-30"}  # fmt: skip
+    (tmp_path / layout.TIMINGS_JSON).write_text(json.dumps({"rows": [test]}))
+    text = timings.table(tmp_path).read_text()
+    assert "| make all (summed) | 38.2 |" in text and "has not been timed yet" in text
+    assert "| make test | 27.1 | 113.5 | AMD EPYC (AVX2 only) | 2026-11-30 |" in text
+    timed = {**test, "label": timings.MAKE_ALL, "minutes": 75.0, "cpu": "Intel Xeon", "avx512": True}
+    (tmp_path / layout.TIMINGS_JSON).write_text(json.dumps({"rows": [test, timed]}))
+    text = timings.table(tmp_path).read_text()
+    assert "summed" not in text and "has not been timed yet" not in text
+    assert "| make all | 75.0 | 113.5 | Intel Xeon (AVX-512) | 2026-11-30 |" in text

@@ -29,7 +29,7 @@ from pipeline.bench.flops import training_step_flops
 from pipeline.config import Config, make_config
 from pipeline.constants import PAD_ID
 from pipeline.decoding.evaluate import load_translator, translate_all
-from pipeline.machine import matmul_rate
+from pipeline.machine import matmul_rate, processor, processor_name
 from pipeline.models import build_model
 from pipeline.tokenizer import load_tokenizer
 from pipeline.training.train import compile_model
@@ -95,7 +95,8 @@ def markdown(report: dict) -> str:
     sentence and columns are left out."""
     translated = any(r["translation"] for r in report["variants"])
     text = (
-        f"Benchmark on {report['machine']}: float32 matrix product {report['matmul_gflops']:.1f} GFLOP/s "
+        f"Benchmark on {report['machine']}, {processor_name(report.get('processor'))}: float32 matrix "
+        f"product {report['matmul_gflops']:.1f} GFLOP/s "
         f"(the ceiling). Training ({'fused loops' if report['fused'] else 'plain Keras layers'}): "
         f"{report['train_steps']} real training batches of up to "
         f"{report['batch_size']} sentences ({report['real_share']['source']:.1%} of source and "
@@ -179,6 +180,7 @@ def bench(
 
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
+        "processor": processor(),  # the CPU's name, and whether it has AVX-512
         "matmul_gflops": round(gflops, 2),
         "batch_size": cfg.data.batch_size,
         "train_steps": steps,

@@ -6,8 +6,9 @@ runs the command, and adds its minutes, the machine's ``make bench`` ceiling (me
 before, alone) and its processor to ``reports/timings.json``, one row per label and kind of
 machine (AVX-512 or not), the newest kept; ``reports/timings.md`` is the table ``make readme``
 puts under the README's two commands (``--table`` writes it again without timing anything, as
-``make readme`` does). ``make all``'s row is summed from the committed quick reports instead
-(training and translation of every variant): one full run takes an hour or more.
+``make readme`` does). ``make timings`` times ``make test`` and ``make all`` (in folders of its
+own). Until a ``make all`` row is recorded, the table sums ``make all``'s training and
+translation from the committed quick reports instead.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.constants import VARIANT_NAMES
 from pipeline.files import write_json, write_text
-from pipeline.machine import matmul_rate, processor
+from pipeline.machine import matmul_rate, processor, processor_name
 
 QUICK = Path("reports/de-en/quick")
+MAKE_ALL = "make all"  # the label of make all timed, which replaces the sum of the quick reports
 
 
 def ceiling() -> float:
@@ -86,14 +88,20 @@ def table(out_dir: Path) -> Path:
     """timings.md again from timings.json (if any) and the committed quick reports."""
     path = out_dir / layout.TIMINGS_JSON
     rows = json.loads(path.read_text())["rows"] if path.is_file() else []
-    return write_text(out_dir / layout.TIMINGS_MD, markdown(rows, quick_row()))
+    timed = any(r["label"] == MAKE_ALL for r in rows)
+    return write_text(out_dir / layout.TIMINGS_MD, markdown(rows, None if timed else quick_row()))
 
 
 def markdown(rows: list[dict], quick: dict | None) -> str:
     intro = (
-        "How long they take, with the `make bench` ceiling of the machine that measured it (a slower "
-        "ceiling, a longer time): `make timings` times `make test`; `make all`'s training and "
-        "translation are summed from the committed quick run."
+        "How long they take, with the `make bench` ceiling and the processor of the machine that measured "
+        "it (a slower ceiling, a longer time): `make timings` times `make test` and `make all`"
+    )
+    intro += (
+        "; `make all` has not been timed yet, so its row sums the training and translation of the "
+        "committed quick run."
+        if quick
+        else "."
     )
     lines = [
         intro,
@@ -102,7 +110,6 @@ def markdown(rows: list[dict], quick: dict | None) -> str:
         "|---|---|---|---|---|",
     ]
     for r in [*([quick] if quick else []), *sorted(rows, key=lambda r: (r["label"], r["ceiling_gflops"]))]:
-        kind = "" if r["avx512"] is None else (" (AVX-512)" if r["avx512"] else " (AVX2)")
-        cells = [r["label"], r["minutes"], r["ceiling_gflops"], f"{r['cpu']}{kind}", r["date"] or "-"]
+        cells = [r["label"], r["minutes"], r["ceiling_gflops"], processor_name(r), r["date"] or "-"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
