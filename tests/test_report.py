@@ -23,6 +23,8 @@ from pipeline.reporting.report import (
     gradient_table,
     markdown_table,
     read_split_file,
+    rising_line,
+    still_rising,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +97,26 @@ def test_the_compact_table_keeps_the_scores_and_the_cost_of_each_row():
     assert (
         lines[3] == "| `gru_bahdanau` | bahdanau | **31.25** ± 0.85 | - | 30.75 | 32.25 | 5.0 | 365.4-373.1 |"
     )
+
+
+def test_a_table_whose_variants_were_still_rising_says_so_and_which_claims_it_cannot_read():
+    # quick's 3 epochs: the single-vector rows still climbing; converge's last epochs: levelled off.
+    histories = {"rnn": [6.81, 7.1, 9.01], "gru": [9.97, 15.16, 18.64], "gru_bahdanau": [29.0, 31.0, 31.5]}
+    rising = still_rising(histories)
+    assert list(rising) == ["rnn", "gru"] and round(rising["rnn"], 3) == 0.269
+    assert still_rising({"rnn": [9.39, 10.14, 11.45, 11.97], "gru": [20.0]}) == {}
+    caption = rising_line(rising)
+    assert caption.startswith("Far from converged: the last epoch still raised the validation BLEU (greedy) "
+                              "by more than 10% (`rnn` +27%, `gru` +23%)")  # fmt: skip
+    claims = ("Attention against a single context vector; A gated cell against the tanh RNN; "
+              "LSTM against GRU, about equal)")  # fmt: skip
+    assert f"the lesson's claims on them ({claims} cannot be read from this table" in caption
+    assert rising_line({}) == ""
+    rows = [row("gru", None, 20.5), row("gru_bahdanau", "bahdanau", 31.25)]
+    table = markdown_table(rows, "de-en", "quick", 12, "gru_bahdanau", caption=caption)
+    assert f"\n\n{caption}\n" in table and caption not in markdown_table(rows, "de-en", "quick", 12, "gru")
+    assert compact_table(rows, "gru_bahdanau", caption).endswith(f"|\n\n{caption}\n")
+    assert compact_table(rows, "gru_bahdanau").endswith("|\n")
 
 
 def test_markdown_table_says_whether_the_length_penalty_was_tuned():

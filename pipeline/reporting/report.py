@@ -27,6 +27,9 @@ REPORT_FILES = {"test": layout.result("test"), "greedy": layout.result("test", l
                 "validation": layout.result("validation"), "train": layout.SUMMARY, "config": layout.CONFIG,
                 "analysis": layout.ANALYSIS}  # fmt: skip
 SPLIT = "test"  # the split the table scores
+# A last epoch that raised a variant's validation BLEU by more than this share of the epoch before's:
+# the run was cut off far from converged, and its row cannot test the lesson's claims.
+RISING = 0.10
 HYPOTHESES = layout.hypotheses(SPLIT)
 
 
@@ -91,6 +94,38 @@ def stopping_line(rows: list[dict]) -> str:
     return f"Every variant stopped by early stopping or its epoch limit ({named})."
 
 
+def still_rising(histories: dict[str, list[float]]) -> dict[str, float]:
+    """Each variant whose last epoch raised its validation BLEU (greedy, ``train.json``'s history,
+    one score an epoch) by more than ``RISING``, with that rise as a share of the epoch before's."""
+    rises = {
+        v: (bleus[-1] - bleus[-2]) / bleus[-2]
+        for v, bleus in histories.items()
+        if len(bleus) > 1 and bleus[-2]
+    }
+    return {v: rise for v, rise in rises.items() if rise > RISING}
+
+
+def rising_line(rising: dict[str, float]) -> str:
+    """The caption of a table whose variants were still rising: which, by how much, and which of the
+    lesson's claims it therefore cannot read ("": every variant had levelled off)."""
+    if not rising:
+        return ""
+    named = ", ".join(f"`{v}` {rise:+.0%}" for v, rise in rising.items())
+    claims = dict.fromkeys(
+        claim for (before, after), (_, claim) in CLAIMS.items() if {before, after} & set(rising)
+    )
+    unread = (
+        f"; the lesson's claims on them ({'; '.join(claims)}) cannot be read from this table"
+        if claims
+        else ""
+    )
+    return (
+        f"Far from converged: the last epoch still raised the validation BLEU (greedy) by more than "
+        f"{RISING:.0%} ({named}), so these rows are early scores{unread}. "
+        "`make all PRESET=converge` trains every variant until its validation BLEU levels off."
+    )
+
+
 def penalty_phrase(penalties: tuple[float, ...] | dict[str, tuple[float, ...]]) -> str:
     """The length penalties tried on validation: one grid for every variant, or each variant's
     (``config.json``), grouped when runs trained under different grids sit in one table."""
@@ -116,9 +151,10 @@ def markdown_table(
     corpus_title: str = "Multi30k",
     split_title: str = "test_2016_flickr",
     penalties: tuple[float, ...] | dict[str, tuple[float, ...]] = (DEFAULT_LENGTH_PENALTY,),
+    caption: str = "",
 ) -> str:
     """``penalties``: the length penalties tried on validation (one: not tuned), for every variant
-    or by variant."""
+    or by variant; ``caption``: a paragraph after the table (``rising_line``), if any."""
     buckets = list(rows[0]["test_bleu_by_length"])
     header = [
         "variant", "attention", "parameters", "epochs", "best epoch", "train min", "ceiling GFLOP/s",
@@ -138,11 +174,13 @@ def markdown_table(
     lines += ["| " + " | ".join(str(c) for c in table_cells(r, buckets)) + " |" for r in rows]
     counts = ", ".join(f"{b}: {rows[0]['test_bleu_by_length'][b]['sentences']}" for b in buckets)
     lines += ["", f"Test sentences per source-length bucket: {counts}.", "", stopping_line(rows), ""]
+    lines += [caption, ""] if caption else []
     return "\n".join(lines)
 
 
-def compact_table(rows: list[dict], baseline: str) -> str:
-    """The README's view of the table: the scores that compare the variants, and what each cost."""
+def compact_table(rows: list[dict], baseline: str, caption: str = "") -> str:
+    """The README's view of the table: the scores that compare the variants, and what each cost;
+    ``caption`` (``rising_line``), if any, below it."""
     header = ["variant", "attention", "test BLEU", f"p vs `{baseline}`", "test BLEU greedy", "val BLEU",
               "train min", "ceiling GFLOP/s"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -151,7 +189,7 @@ def compact_table(rows: list[dict], baseline: str) -> str:
                  r["test_bleu_greedy"], r["val_bleu"], f"{r['train_seconds'] / 60:.1f}",
                  ceiling_cell(r.get("ceiling_gflops", []))]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (f"\n{caption}\n" if caption else "")
 
 
 def gradient_table(flows: dict[str, list[float]]) -> str:
@@ -310,9 +348,16 @@ def compare(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = {v: tuple(r["config"]["train"]["length_penalties"]) for v, r in folders.items()}
-    table = markdown_table(rows, pair, preset, len(sources), baseline, corpus_title, split_title, grids)
+    histories = {
+        v: [h["val_bleu"] for h in r["train"].get("history", []) if "val_bleu" in h]
+        for v, r in folders.items()
+    }
+    caption = rising_line(still_rising(histories))
+    table = markdown_table(
+        rows, pair, preset, len(sources), baseline, corpus_title, split_title, grids, caption
+    )
     write_text(out_dir / layout.COMPARE_MD, table + "\n" + gradient_table(flows))
-    write_text(out_dir / layout.SUMMARY_MD, compact_table(rows, baseline))
+    write_text(out_dir / layout.SUMMARY_MD, compact_table(rows, baseline, caption))
     plots.plot_bleu_by_variant(rows, out_dir / layout.BLEU_BY_VARIANT)
     plots.plot_bleu_by_length(rows, out_dir / layout.BLEU_BY_LENGTH)
     plots.plot_gradient_flow(flows, out_dir / layout.GRADIENT_FLOW)
