@@ -253,6 +253,12 @@ def pair_path(text: str) -> tuple[str, Path]:
     return pair, Path(path)
 
 
+def call_reproduce(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.reproduce import reproduce_table
+
+    return reproduce_table(args.reports, args.out)
+
+
 def call_archive(args: Namespace, cfg: Config | None) -> Path:
     from pipeline.reporting.archive import archive_table
 
@@ -395,6 +401,10 @@ STAGES: tuple[Stage, ...] = (
                help="PAIR=compare.json, one per direction; a file not there yet is 'not run'"),
         option("--out", type=Path, required=True, help="the Markdown file to write"),
     ), call_directions, light=True),
+    Stage("reproduce", "each command behind a figure, what it writes, its minutes from the committed files", (
+        option("--reports", type=Path, default=Path("reports"), help="the committed reports"),
+        option("--out", type=Path, required=True, help="the Markdown file to write"),
+    ), call_reproduce, light=True),
     Stage("archive", "the report folders of earlier training code, and why each is kept, as a table", (
         option("--reports", type=Path, default=Path("reports"), help=f"holds {layout.ARCHIVED_JSON}"),
         option("--out", type=Path, required=True, help="the Markdown file to write"),

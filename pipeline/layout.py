@@ -79,6 +79,7 @@ SERVE_JSON, SERVE_MD, SERVE_EXCHANGE = "serve.json", "serve.md", "serve-exchange
 # Under reports/: the report folders not trained by the current training code, each with why it is
 # kept (tests/test_drift.py holds every other folder to the current code), and their table.
 ARCHIVED_JSON, ARCHIVED_MD = "archived.json", "archived.md"
+REPRODUCE_MD = "reproduce.md"  # under reports/: each command, what it writes, its minutes
 
 # Make's names for the files its rules are keyed on.
 MAKE_VARIABLES = {
@@ -104,6 +105,7 @@ MAKE_VARIABLES = {
     "SERVE_EXCHANGE": SERVE_EXCHANGE,
     "ARCHIVED_JSON": ARCHIVED_JSON,
     "ARCHIVED_MD": ARCHIVED_MD,
+    "REPRODUCE_MD": REPRODUCE_MD,
 }
 
 

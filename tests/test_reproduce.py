@@ -1,0 +1,51 @@
+"""The "Reproduce every figure" table: each command's minutes summed from its committed report folders."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline import layout
+from pipeline.reporting.reproduce import reproduce_table
+
+
+def run(folder, train_seconds: float, ceiling: float, translate_seconds: float | None = None) -> None:
+    folder.mkdir(parents=True)
+    summary = {"train_seconds": train_seconds, "ceiling_gflops": {"1": ceiling}}
+    (folder / layout.SUMMARY).write_text(json.dumps(summary))
+    if translate_seconds is not None:
+        for name in (
+            layout.result("validation"),
+            layout.result("test"),
+            layout.result("test", layout.GREEDY),
+        ):
+            (folder / name).write_text(json.dumps({"translate_seconds": translate_seconds}))
+
+
+def test_each_command_sums_its_runs_training_and_translation_with_their_ceilings(tmp_path):
+    run(tmp_path / "de-en" / "converge" / "rnn", 600.0, 120.0, translate_seconds=20.0)
+    run(tmp_path / "de-en" / "converge" / "gru", 1200.0, 130.5, translate_seconds=20.0)
+    run(tmp_path / "de-en" / "converge" / "gru_bahdanau-seed1", 3000.0, 60.0)
+    run(tmp_path / "de-en" / "tuning" / "R_converge", 1800.0, 80.0)
+    timed = {"label": "make test", "minutes": 27.14, "ceiling_gflops": 113.5, "date": "2026-11-30"}
+    (tmp_path / layout.TIMINGS_JSON).write_text(json.dumps({"rows": [timed]}))
+    text = reproduce_table(tmp_path, tmp_path / layout.REPRODUCE_MD).read_text()
+    # (600 + 1200 + 2 x 3 x 20) / 60 = 32 minutes, 2 of the 7 variants
+    converge = "| make all PRESET=converge | de-en/converge/compare.md, summary.md and its figures | 32 |"
+    assert (
+        f"{converge} 120.0-130.5 | training and translation, 2 of 7 runs (reports/de-en/converge) |" in text
+    )
+    seeds = "| make seeds PRESET=converge | de-en/converge/seeds.md | 50 | 60.0 |"
+    assert f"{seeds} training and translation, 1 of 2" in text
+    assert (
+        "| make tune | de-en/tuning/tuning.md, tuning.png | 30 | 80.0 | training and translation, the 1 runs"
+        in text
+    )
+    assert (
+        "| make all PAIR=en-de PRESET=converge | " in text
+        and "| - | - | not run yet: no report folder |" in text
+    )
+    assert (
+        "| make test | nothing: the test suite | 27 | 113.5 | wall time, `make timings` on 2026-11-30 |"
+        in text
+    )
+    assert "| make bench | bench.md, bench.json | - | - | not recorded |" in text
