@@ -253,6 +253,12 @@ def pair_path(text: str) -> tuple[str, Path]:
     return pair, Path(path)
 
 
+def call_bounds(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.decoding.export import bounds_table
+
+    return bounds_table(args.out)
+
+
 def call_reproduce(args: Namespace, cfg: Config | None) -> Path:
     from pipeline.reporting.reproduce import reproduce_table
 
@@ -401,6 +407,9 @@ STAGES: tuple[Stage, ...] = (
                help="PAIR=compare.json, one per direction; a file not there yet is 'not run'"),
         option("--out", type=Path, required=True, help="the Markdown file to write"),
     ), call_directions, light=True),
+    Stage("bounds", "the memory one request may add to the server, by variant and preset", (
+        option("--out", type=Path, required=True, help="the Markdown file to write"),
+    ), call_bounds),
     Stage("reproduce", "each command behind a figure, what it writes, its minutes from the committed files", (
         option("--reports", type=Path, default=Path("reports"), help="the committed reports"),
         option("--out", type=Path, required=True, help="the Markdown file to write"),

@@ -80,6 +80,7 @@ SERVE_JSON, SERVE_MD, SERVE_EXCHANGE = "serve.json", "serve.md", "serve-exchange
 # kept (tests/test_drift.py holds every other folder to the current code), and their table.
 ARCHIVED_JSON, ARCHIVED_MD = "archived.json", "archived.md"
 REPRODUCE_MD = "reproduce.md"  # under reports/: each command, what it writes, its minutes
+BOUNDS_MD = "memory-bound.md"  # under reports/: the memory one request may add, by variant and preset
 
 # Make's names for the files its rules are keyed on.
 MAKE_VARIABLES = {
@@ -106,6 +107,7 @@ MAKE_VARIABLES = {
     "ARCHIVED_JSON": ARCHIVED_JSON,
     "ARCHIVED_MD": ARCHIVED_MD,
     "REPRODUCE_MD": REPRODUCE_MD,
+    "BOUNDS_MD": BOUNDS_MD,
 }
 
 

@@ -13,7 +13,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from pipeline.config import load_config, make_config
 from pipeline.constants import BOS_ID, EOS_ID, PAD_ID
-from pipeline.decoding.export import MAX_SOURCE_PIECES, MAX_WORK, export, ids_base, memory_bound
+from pipeline.decoding.export import MAX_SOURCE_PIECES, MAX_WORK, bounds_table, export, ids_base, memory_bound
 from pipeline.decoding.search import beam_search
 from pipeline.errors import UserError
 from pipeline.files import latest_version
@@ -433,3 +433,15 @@ def test_the_extreme_request_stays_under_the_memory_bound(tiny_run, exported, ki
     assert 0 <= measured["growth"] < bound
     for shapes in measured["shapes"].values():
         assert shapes["scores"] == [512]
+
+
+def test_the_bounds_table_gives_each_variants_own_bound(tmp_path):
+    text = bounds_table(tmp_path / "bounds.md", presets=("tiny",)).read_text()
+    cells = {line.split(" | ")[0].strip("| `"): float(line.split(" | ")[1].strip(" |"))
+             for line in text.splitlines() if line.startswith("| `")}  # fmt: skip
+    assert list(cells) == list(VARIANTS)
+    for variant, gb in cells.items():
+        cfg = make_config("tiny", variant=variant)
+        assert gb == round(memory_bound(build_model(cfg.model, cfg.tokenizer.vocab_size)) / 1e9, 2)
+    # A search keeps more per row with attention than without, and most in the Transformer's layers.
+    assert cells["gru"] < cells["gru_bahdanau"] < cells["transformer"]

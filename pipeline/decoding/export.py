@@ -25,11 +25,19 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from pipeline.config import load_config
-from pipeline.constants import DEFAULT_BEAM_SIZE, DEFAULT_LENGTH_PENALTY, EOS_ID, IDS_SUFFIX, PAD_ID, UNK_ID
+from pipeline.config import load_config, make_config
+from pipeline.constants import (
+    DEFAULT_BEAM_SIZE,
+    DEFAULT_LENGTH_PENALTY,
+    EOS_ID,
+    IDS_SUFFIX,
+    PAD_ID,
+    UNK_ID,
+    VARIANT_NAMES,
+)
 from pipeline.decoding.search import beam_search
 from pipeline.errors import UserError
-from pipeline.files import latest_version, replace_dir
+from pipeline.files import latest_version, replace_dir, write_text
 from pipeline.layout import BEST_WEIGHTS, CONFIG, DECODING, TOKENIZER
 from pipeline.models import Model, build_model
 from pipeline.tokenizer import load_tokenizer
@@ -59,6 +67,24 @@ def memory_bound(model: Model) -> int:
     gathers it; then 256 MiB for everything that does not grow with the request.
     """
     return MAX_WORK * 4 * (3 * model.search_width() + 2 * MAX_SOURCE_PIECES) + 256 * 2**20
+
+
+def bounds_table(out: Path, presets: tuple[str, ...] = ("tiny", "quick", "converge", "full")) -> Path:
+    """``memory_bound`` of every variant built at each preset's size, as a Markdown table (GB)."""
+    header = "| variant | " + " | ".join(f"`{p}`" for p in presets) + " |"
+    lines = [
+        "The memory one request may add (`memory_bound`, GB), by variant and preset:",
+        "",
+        header,
+        "|---|" + "---|" * len(presets),
+    ]
+    for variant in VARIANT_NAMES:
+        cells = []
+        for preset in presets:
+            cfg = make_config(preset, variant=variant)
+            cells.append(f"{memory_bound(build_model(cfg.model, cfg.tokenizer.vocab_size)) / 1e9:.2f}")
+        lines.append(f"| `{variant}` | " + " | ".join(cells) + " |")
+    return write_text(out, "\n".join(lines) + "\n")
 
 
 class IdTranslator(tf.Module):
