@@ -26,6 +26,7 @@ def test_each_command_sums_its_runs_training_and_translation_with_their_ceilings
     run(tmp_path / "de-en" / "converge" / "gru", 1200.0, 130.5, translate_seconds=20.0)
     run(tmp_path / "de-en" / "converge" / "gru_bahdanau-seed1", 3000.0, 60.0)
     run(tmp_path / "de-en" / "tuning" / "R_converge", 1800.0, 80.0)
+    (tmp_path / layout.ARCHIVED_JSON).write_text(json.dumps({"folders": {"de-en/tuning/R_converge": "old"}}))
     timed = {"label": "make test", "minutes": 27.14, "ceiling_gflops": 113.5, "date": "2026-11-30"}
     (tmp_path / layout.TIMINGS_JSON).write_text(json.dumps({"rows": [timed]}))
     text = reproduce_table(tmp_path, tmp_path / layout.REPRODUCE_MD).read_text()
@@ -36,8 +37,9 @@ def test_each_command_sums_its_runs_training_and_translation_with_their_ceilings
     )
     seeds = "| make seeds PRESET=converge | de-en/converge/seeds.md | 50 | 60.0 |"
     assert f"{seeds} training and translation, 1 of 2" in text
+    tune = "| make tune | de-en/tuning/tuning.md, tuning.png | 30 | 80.0 |"
     assert (
-        "| make tune | de-en/tuning/tuning.md, tuning.png | 30 | 80.0 | training and translation, the 1 runs"
+        f"{tune} training and translation, the 1 runs committed, 1 of them archived (reports/de-en/tuning) |"
         in text
     )
     assert (

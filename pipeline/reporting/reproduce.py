@@ -17,6 +17,7 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.constants import VARIANT_NAMES
 from pipeline.files import write_text
+from pipeline.reporting.archive import archived
 
 SEED_RUNS = ("gru_bahdanau-seed1", "gru_bahdanau-seed2")
 TUNE_TRANSFORMER_RUNS = ("transformer_peak1e3", "transformer_peak5e4", "transformer_6x1", "transformer_tiny")
@@ -74,6 +75,8 @@ def trained_row(reports: Path, command: str, writes: str, where: str, runs: tupl
     low, high = (min(ceilings), max(ceilings)) if ceilings else (None, None)
     ceiling = "-" if low is None else f"{low}" if low == high else f"{low}-{high}"
     counted = f"{len(found)} of {len(runs)} runs" if runs else f"the {len(found)} runs committed"
+    old = [run for run in found if f"{where}/{run}" in kept(reports)]
+    counted += f", {len(old)} of them archived" if old else ""
     return [
         command,
         writes,
@@ -81,6 +84,11 @@ def trained_row(reports: Path, command: str, writes: str, where: str, runs: tupl
         ceiling,
         f"training and translation, {counted} (reports/{where})",
     ]
+
+
+def kept(reports: Path) -> dict[str, str]:
+    """The archived report folders (``reports/archived.json``), none if there is no list."""
+    return archived(reports) if (reports / layout.ARCHIVED_JSON).is_file() else {}
 
 
 def timed_rows(reports: Path) -> list[list]:
