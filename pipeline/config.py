@@ -142,10 +142,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "train": {"epochs": 3, "patience": 3},
     },
-    # The comparison: every variant with one recipe, sized to fit six variants in two hours of a
-    # 2-core CPU: 7 epochs at most, the rate also halved after every epoch from the fifth, so each
-    # run anneals to its best validation BLEU (halving on plateaus alone, make tune's B_d03, was at
-    # 31.38 greedy at epoch 7 and reached 35.04 at epoch 11). Seven epochs want less dropout than
+    # The comparison: every variant with one recipe and the same amount of training, 7 epochs at
+    # most, the rate also halved after every epoch from the fifth, so each run anneals to its best
+    # validation BLEU (halving on plateaus alone, make tune's B_d03, was at 31.38 greedy at epoch 7
+    # and reached 35.04 at epoch 11). Seven epochs want less dropout than
     # the recipe's 0.3: on this schedule 0.1 reached 38.0 validation BLEU (beam 5) against 35.66
     # (make tune's F_converge_d01 and R_converge).
     "converge": _merge(
@@ -155,7 +155,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "train": {"epochs": 7, "decay_from": 5, "patience": 3, "time_budget_minutes": 60.0},
         },
     ),
-    # The best gru_bahdanau: a larger model, the same recipe, early stopping within 90 minutes here.
+    # A wider gru_bahdanau: a larger model, the same recipe, up to 30 epochs with early stopping.
     "full": _merge(
         RECIPE,
         {

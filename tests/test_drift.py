@@ -4,6 +4,7 @@ current training code, or is archived (reports/archived.json), and no archived e
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -58,3 +59,34 @@ def test_the_archive_table_names_each_folder_its_code_and_why(tmp_path):
     text = archive_table(root, tmp_path / layout.ARCHIVED_MD).read_text()
     assert "| `reports/de-en/full/gru` | - | before exact resume |" in text
     assert f"training code is {TRAINING_CODE}" in text
+
+
+ROOT = REPORTS.parent
+MAKEFILES = [ROOT / "Makefile", *sorted((ROOT / "mk").glob("*.mk"))]
+
+
+def documented_targets() -> list[str]:
+    """The targets `make help` lists: each rule with a ``## `` line right above it."""
+    found = []
+    for path in MAKEFILES:
+        lines = path.read_text().splitlines()
+        for above, line in zip(lines, lines[1:], strict=False):
+            if above.startswith("## ") and re.match(r"^[a-zA-Z][-a-zA-Z0-9_]*:([^=]|$)", line):
+                found.append(line.split(":", 1)[0])
+    return found
+
+
+def test_the_readmes_targets_table_names_every_target_make_help_lists():
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| target | what it does |") :].split("\n\n", 1)[0]
+    named = set(re.findall(r"`make ([-a-z]+)`", table))
+    assert {"all", "bench-transformer", "timings", "mutate", "help"} <= set(documented_targets())
+    assert [t for t in documented_targets() if t not in named] == []
+
+
+def test_the_development_pages_layout_names_every_module():
+    page = (ROOT / "docs" / "development.md").read_text()
+    block = page[page.index("```\npipeline/") :].split("```\n", 2)[1]
+    modules = [p for p in sorted((ROOT / "pipeline").rglob("*.py")) if p.name != "__init__.py"]
+    missing = [str(p.relative_to(ROOT)) for p in modules if not re.search(rf"\b{p.stem}\b", block)]
+    assert missing == []
