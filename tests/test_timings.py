@@ -32,7 +32,9 @@ def test_make_all_is_the_sum_of_the_quick_runs_training_and_translation(tmp_path
         folder = tmp_path / variant
         folder.mkdir()
         (folder / layout.SUMMARY).write_text(
-            json.dumps({"train_seconds": train, "ceiling_gflops": {"1": ceiling}})
+            json.dumps(
+                {"train_seconds": train, "ceiling_gflops": {"1": ceiling}, "processors": {"1": "AMD EPYC"}}
+            )
         )
         for name in (
             layout.result("validation"),
@@ -41,6 +43,7 @@ def test_make_all_is_the_sum_of_the_quick_runs_training_and_translation(tmp_path
         ):
             (folder / name).write_text(json.dumps({"translate_seconds": 10.0}))
     row = timings.quick_row(tmp_path)
+    assert row["cpu"] == "AMD EPYC"  # train.json's processors, each named once
     assert row["minutes"] == round((60 + 120 + 6 * 10) / 60, 1) and row["ceiling_gflops"] == "390.0-410.0"
     # Five variants are not in the folder: the sum is a lower bound, and the label says which.
     assert "2 of its 7 variants" in row["label"]

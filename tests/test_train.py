@@ -16,7 +16,7 @@ from pipeline.constants import TRAINING_CODE
 from pipeline.models import build_model
 from pipeline.tokenizer import load_tokenizer
 from pipeline.training import checkpoints
-from pipeline.training.callbacks import Clock, Plateau
+from pipeline.training.callbacks import Clock, EpochCheckpoint, Plateau
 from pipeline.training.train import (
     BEST_WEIGHTS,
     CHECKPOINTS,
@@ -366,3 +366,20 @@ def test_every_preset_fixes_its_training_in_epochs_with_at_most_a_generous_guard
     assert train_cfg.epochs >= 1
     # A time budget is only a guard against a runaway run, never what ends a normal one.
     assert train_cfg.time_budget_minutes is None or train_cfg.time_budget_minutes >= 60
+
+
+def test_each_process_records_its_processor_and_a_checkpoint_from_before_it_resumes(tmp_path):
+    def checkpoint(processor: str) -> EpochCheckpoint:
+        return EpochCheckpoint(
+            tmp_path / "checkpoints", tmp_path / "log.csv", {}, 1, 120.0, processor=processor
+        )
+
+    first = checkpoint("AMD EPYC 7B13 (AVX2 only)")
+    second = checkpoint("Intel Xeon (AVX-512)")
+    second.restore(first.state())  # the run resumed on another machine
+    assert second.processors == {"1": "AMD EPYC 7B13 (AVX2 only)", "2": "Intel Xeon (AVX-512)"}
+    assert second.ceilings == {"1": 120.0, "2": 120.0}
+    older = {key: value for key, value in first.state().items() if key != "processors"}
+    third = checkpoint("Intel Xeon (AVX-512)")
+    third.restore(older)  # a checkpoint written before processors were recorded
+    assert third.processors == {"2": "Intel Xeon (AVX-512)"}

@@ -38,11 +38,12 @@ def quick_row(quick: Path = QUICK) -> dict | None:
     folders = sorted(p for p in quick.iterdir() if (p / layout.SUMMARY).is_file()) if quick.is_dir() else []
     if not folders:
         return None
-    seconds, ceilings = 0.0, []
+    seconds, ceilings, cpus = 0.0, [], set()
     for folder in folders:
         summary = json.loads((folder / layout.SUMMARY).read_text())
         seconds += summary["train_seconds"]
         ceilings += list(summary.get("ceiling_gflops", {}).values())
+        cpus |= {cpu for cpu in summary.get("processors", {}).values() if cpu}
         for name in (
             layout.result("validation"),
             layout.result("test"),
@@ -57,7 +58,8 @@ def quick_row(quick: Path = QUICK) -> dict | None:
     return {"label": label,
             "minutes": round(seconds / 60, 1),
             "ceiling_gflops": f"{min(ceilings)}-{max(ceilings)}" if ceilings else None,
-            "cpu": "not recorded in train.json", "avx512": None, "date": None}  # fmt: skip
+            "cpu": ", ".join(sorted(cpus)) or "not recorded in train.json", "avx512": None,
+            "date": None}  # fmt: skip
 
 
 def record(label: str, command: list[str], out_dir: Path) -> int:

@@ -212,7 +212,8 @@ class EpochCheckpoint(Stateful):
     """
 
     def __init__(self, folder: Path, log_csv: Path, stateful: dict[str, Stateful], keep_best: int,
-                 ceiling_gflops: float | None = None, monitor: str = "val_bleu"):  # fmt: skip
+                 ceiling_gflops: float | None = None, monitor: str = "val_bleu",
+                 processor: str | None = None):  # fmt: skip
         super().__init__()
         self.folder, self.log_csv, self.stateful = folder, log_csv, stateful
         self.keep_best, self.monitor = max(keep_best, 1), monitor
@@ -220,6 +221,7 @@ class EpochCheckpoint(Stateful):
         self.process = 1
         # The machine of each process: its float32 matrix-product rate, the `make bench` ceiling.
         self.ceilings: dict[str, float | None] = {"1": ceiling_gflops}
+        self.processors: dict[str, str | None] = {"1": processor}  # and its CPU, by the same key
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, "process": self.process}
@@ -240,13 +242,16 @@ class EpochCheckpoint(Stateful):
         write_text(self.log_csv, history_csv(self.history))
 
     def state(self) -> dict:
-        return {"history": self.history, "process": self.process, "ceilings": self.ceilings}
+        return {"history": self.history, "process": self.process, "ceilings": self.ceilings,
+                "processors": self.processors}  # fmt: skip
 
     def restore(self, state: dict) -> None:
         """Takes up the newest checkpoint's state, and finishes what a kill right after it left
         undone (``tidy``): the checkpoint and its row of ``log.csv`` are one unit."""
         self.history, self.process = state["history"], state["process"] + 1
         self.ceilings = {**state["ceilings"], str(self.process): self.ceilings["1"]}
+        # A checkpoint from before the processor was recorded has none for its processes.
+        self.processors = {**state.get("processors", {}), str(self.process): self.processors["1"]}
         self.tidy()
 
 

@@ -41,7 +41,7 @@ from pipeline.layout import (
     TOKENIZER,
     TRAINING_PLOT,
 )
-from pipeline.machine import matmul_rate
+from pipeline.machine import matmul_rate, processor, processor_name
 from pipeline.models import build_model
 from pipeline.models.losses import MaskedCrossEntropy, masked_accuracy, masked_cross_entropy
 from pipeline.progress import verbosity
@@ -256,7 +256,8 @@ def make_callbacks(
     ceiling = round(matmul_rate(), 1)  # this machine's speed, beside every time the run reports
     clock = Clock(cfg.train.time_budget_minutes, anyone, ceiling)
     stateful = {"selection": selection, "plateau": plateau, "clock": clock}
-    checkpoint = EpochCheckpoint(out / CHECKPOINTS, out / LOG, stateful, cfg.train.average, ceiling)
+    checkpoint = EpochCheckpoint(out / CHECKPOINTS, out / LOG, stateful, cfg.train.average, ceiling,
+                                 processor=processor_name(processor()))  # fmt: skip
     if state:
         for name, callback in stateful.items():
             callback.restore(state["callbacks"][name])
@@ -360,6 +361,7 @@ def summarize(
         "processes": max((r["process"] for r in history), default=0),
         # the `make bench` ceiling (float32 matrix product, GFLOP/s) of the machine of each process
         "ceiling_gflops": checkpoint.ceilings,
+        "processors": checkpoint.processors,  # the CPU of each process, AVX-512 or AVX2 only
         "target_tokens_per_epoch": tokens_per_epoch,
         # real (unpadded) target tokens per second of training steps, validation excluded
         "tokens_per_second": round(tokens_per_epoch * epochs / clock.step_seconds) if epochs else None,
