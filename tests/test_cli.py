@@ -17,8 +17,8 @@ from pipeline.corpus import PAIRS
 
 # Every stage there is: a stage dropped from the table fails the help tests.
 STAGE_NAMES = ("data", "tokenize", "train", "export", "evaluate", "analyse", "split", "report", "seeds",
-               "lesson", "tuning", "bench", "membench", "readme", "timings", "translate", "serve",
-               "servebench")  # fmt: skip
+               "lesson", "directions", "bounds", "reproduce", "archive", "tuning", "bench", "membench",
+               "readme", "timings", "translate", "serve", "servebench")  # fmt: skip
 
 
 def environment() -> dict:
@@ -92,6 +92,9 @@ LIGHT = [
     (("seeds", "--runs", "a", "--reports-dir", "nowhere", "--out-dir", "o"), 1),
     (("tuning", "--runs", "nowhere", "--out-dir", "o"), 1),
     (("lesson", "--compare", "nowhere/compare.json", "--out", "o/lesson.md"), 1),
+    (("directions", "--compare", "de-en=nowhere/compare.json", "--out", "o/directions.md"), 0),
+    (("reproduce", "--reports", "nowhere", "--out", "o/reproduce.md"), 0),
+    (("archive", "--reports", "nowhere", "--out", "o/archived.md"), 1),
     (("report", "--variants", "gru", "--split-file", "t.json", "--reports-dir", "r", "--out-dir", "o"), 1),
 ]
 
@@ -107,7 +110,8 @@ def test_the_light_stages_import_no_tensorflow(tmp_path, args, expected):
 
 def test_the_table_says_which_stages_are_light():
     light = {stage.name for stage in STAGES if stage.light}
-    assert light == {"readme", "seeds", "tuning", "lesson", "report", "timings", "membench"}
+    assert light == {"readme", "seeds", "tuning", "lesson", "directions", "reproduce", "archive", "report",
+                     "timings", "membench"}  # fmt: skip
 
 
 def test_help_does_not_load_tensorflow(tmp_path):

@@ -28,7 +28,7 @@ from pipeline.reporting.report import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORTING = ["report", "lesson", "variance", "tuning", "plots", "readme"]
+REPORTING = ["report", "lesson", "variance", "tuning", "plots", "readme", "archive", "reproduce"]
 # What a stage that reads report folders must not load: the models, the search, the corpus, TensorFlow.
 HEAVY = (
     "tensorflow",
