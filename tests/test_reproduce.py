@@ -50,4 +50,28 @@ def test_each_command_sums_its_runs_training_and_translation_with_their_ceilings
         "| make test | nothing: the test suite | 27 | 113.5 | wall time, `make timings` on 2026-11-30 |"
         in text
     )
-    assert "| make bench | bench.md, bench.json | - | - | not recorded |" in text
+    assert "| make bench | bench.md, bench.json | - | - | not run yet |" in text
+
+
+def test_the_benches_minutes_are_what_their_own_files_time(tmp_path):
+    (tmp_path / layout.BENCH_JSON).write_text(json.dumps({"matmul_gflops": 113.6, "seconds": 600.0}))
+    sizes = [{"prepare_seconds": 3.0, "tokenize": {"seconds": 11.0}, "batches": {"seconds": 46.0}}]
+    (tmp_path / layout.MEMORY_JSON).write_text(json.dumps({"ceiling_gflops": 325.2, "sizes": sizes}))
+    serve = {"ceiling_gflops": 118.3, "seconds_per_level": 20.0, "levels": [{}, {}, {}]}
+    (tmp_path / layout.SERVE_JSON).write_text(json.dumps(serve))
+    (tmp_path / "de-en" / "converge" / "bench").mkdir(parents=True)
+    (tmp_path / "de-en" / "converge" / "bench" / layout.BENCH_JSON).write_text(
+        json.dumps({"matmul_gflops": 99.0})
+    )
+    text = reproduce_table(tmp_path, tmp_path / layout.REPRODUCE_MD).read_text()
+    assert "| make bench | bench.md, bench.json | 10 | 113.6 | its timed parts, reports/bench.json |" in text
+    assert (
+        "| make membench | memory.md, memory.json | 1 | 325.2 | its timed parts, reports/memory.json |"
+        in text
+    )
+    assert (
+        "| make servebench | serve.md, serve-exchange.md | 1 | 118.3 | its timed parts, reports/serve.json |"
+        in text
+    )
+    # A bench from before it recorded its own time.
+    assert "| 99.0 | not recorded in reports/de-en/converge/bench/bench.json |" in text

@@ -154,6 +154,7 @@ def bench(
     """
     cfg = make_config(preset, pair, overrides=overrides)
     vocab_size = load_tokenizer(tokenizer).vocab_size()
+    began = time.monotonic()
     gflops = matmul_rate()
     print(f"matrix product: {gflops:.1f} GFLOP/s")
     batches = sample_batches(cfg, data_dir, tokenizer, steps)
@@ -189,6 +190,7 @@ def bench(
         "sentences": len(sources),
         "batch1_sentences": batch1_sentences,
         "variants": rows,
+        "seconds": round(time.monotonic() - began, 1),  # the whole bench, for docs/results.md
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / layout.BENCH_JSON).write_text(json.dumps(report, indent=2) + "\n")

@@ -6,7 +6,8 @@ A command that trains is timed by what its report folders record: each run's tra
 summed, with the `make bench` ceiling of every training process. Data preparation, tokenizing,
 the probe and the report itself are not in that sum, so it is a lower bound of the command's wall
 time. ``make test`` and ``make all`` are read from ``reports/timings.json`` (`make timings`), which
-times them whole. A command whose files record no time says so.
+times them whole; the benches by what their own files time. A command whose files record no
+time says so.
 """
 
 from __future__ import annotations
@@ -37,15 +38,50 @@ TRAINED: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
     ("make tune-transformer", "de-en/tuning/transformer/tuning.md, tuning.png", "de-en/tuning/transformer",
      TUNE_TRANSFORMER_RUNS),
 )  # fmt: skip
-# Commands that train nothing and whose files record no total time.
+# Commands that train nothing: what they write, the file that times them (under reports/), and
+# the seconds and ceiling it records (None: it records none).
+MEASURED = (
+    ("make bench", f"{layout.BENCH_MD}, {layout.BENCH_JSON}", layout.BENCH_JSON),
+    (
+        "make bench-transformer",
+        f"de-en/converge/bench/{layout.BENCH_MD}",
+        f"de-en/converge/bench/{layout.BENCH_JSON}",
+    ),
+    ("make membench", f"{layout.MEMORY_MD}, {layout.MEMORY_JSON}", layout.MEMORY_JSON),
+    ("make servebench", f"{layout.SERVE_MD}, {layout.SERVE_EXCHANGE}", layout.SERVE_JSON),
+)
 UNTIMED = (
-    ("make bench", f"{layout.BENCH_MD}, {layout.BENCH_JSON}"),
-    ("make bench-transformer", f"de-en/converge/bench/{layout.BENCH_MD}"),
-    ("make membench", f"{layout.MEMORY_MD}, {layout.MEMORY_JSON}"),
-    ("make servebench", f"{layout.SERVE_MD}, {layout.SERVE_EXCHANGE}"),
     ("make report", "a comparison again from its report folders, training nothing"),
     ("make readme", "every table of README.md and docs/ from the files above"),
 )
+
+
+def recorded_seconds(found: dict) -> float | None:
+    """What a bench, membench or servebench file records of its own time: bench's whole run,
+    membench's timed stages, servebench's load at every level (None: a file from before)."""
+    if "seconds" in found:
+        return found["seconds"]
+    if "sizes" in found:
+        return sum(
+            s["prepare_seconds"] + s["tokenize"]["seconds"] + s["batches"]["seconds"] for s in found["sizes"]
+        )
+    if "levels" in found:
+        return found["seconds_per_level"] * len(found["levels"])
+    return None
+
+
+def measured_row(reports: Path, command: str, writes: str, name: str) -> list:
+    path = reports / name
+    if not path.is_file():
+        return [command, writes, "-", "-", "not run yet"]
+    found = json.loads(path.read_text())
+    seconds = recorded_seconds(found)
+    ceiling = found.get("ceiling_gflops", found.get("matmul_gflops", "-"))
+    if seconds is None:
+        return [command, writes, "-", ceiling, f"not recorded in reports/{name}"]
+    return [command, writes, f"{seconds / 60:.0f}", ceiling, f"its timed parts, reports/{name}"]
+
+
 RESULTS = (layout.result("validation"), layout.result("test"), layout.result("test", layout.GREEDY))
 
 
@@ -107,12 +143,14 @@ def reproduce_table(reports: Path, out: Path) -> Path:
         "machines that ran it, read from the committed files (`make readme` writes this table): for a "
         "command that trains, the training and translation its report folders record, summed (data, "
         "tokenizing, the probe and the report itself are left out: a lower bound); for `make test` and "
-        "`make all` when `make timings` has run, their wall time. A command without minutes records none.",
+        "`make all` when `make timings` has run, their wall time; for the benches, what their own files "
+        "time. A command without minutes records none.",
         "",
         "| command | what it writes | minutes | ceiling GFLOP/s | minutes from |",
         "|---|---|---|---|---|",
     ]
     rows = [trained_row(reports, *spec) for spec in TRAINED] + timed_rows(reports)
+    rows += [measured_row(reports, *spec) for spec in MEASURED]
     rows += [[command, writes, "-", "-", "not recorded"] for command, writes in UNTIMED]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return write_text(out, "\n".join(lines) + "\n")
