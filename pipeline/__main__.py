@@ -196,7 +196,7 @@ def call_train(args: Namespace, cfg: Config) -> Path:
 def call_export(args: Namespace, cfg: Config | None) -> Path:
     from pipeline.decoding.export import export
 
-    path = export(args.run_dir, args.out)
+    path = export(args.run_dirs, args.out, args.length_penalty, args.decoding)
     if args.record:
         args.record.write_text(f"{path}\n")
     return path
@@ -336,9 +336,16 @@ STAGES: tuple[Stage, ...] = (
         DATA_DIR, TOKENIZER, RUN_DIR,
         option("--force", action="store_true", help="train again even if the run has finished"),
     ), call_train, check=check_tokenizer, refuse=refuse_tuning_run_with_preset),
-    Stage("export", "export a trained run as the next SavedModel version (text, and ids only)", (
-        RUN_DIR,
+    Stage("export", "export a trained run, or an ensemble of runs, as the next SavedModel version "
+          "(text, and ids only)", (
+        option("--run-dir", dest="run_dirs", type=Path, action="append", required=True,
+               help="the run's folder (runs/<pair>-<preset>/<variant>); repeated, an ensemble of the "
+               "runs (one tokenizer)"),
         option("--out", type=Path, required=True, help="model base folder; versions go below it"),
+        option("--length-penalty", type=float, default=None,
+               help="the default length penalty (default: --decoding's, or the single run's own)"),
+        option("--decoding", type=Path, default=None,
+               help="a decoding.json whose length_penalty is the default (the best stage's)"),
         option("--record", type=Path, default=None, help="file to write the exported version's path to"),
     ), call_export),
     Stage("evaluate", "translate a split through a SavedModel and score it", (
