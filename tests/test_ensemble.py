@@ -18,7 +18,7 @@ from pipeline.decoding.export import (
     load_run_model,
     memory_bound,
 )
-from pipeline.decoding.search import beam_search
+from pipeline.decoding.search import beam_search, compile_search
 from pipeline.errors import UserError
 from pipeline.models import Ensemble, build_model
 from pipeline.tokenizer import load_tokenizer
@@ -80,6 +80,15 @@ def test_a_step_averages_the_members_log_probabilities_and_their_attention():
     assert state["alignment"].shape == SOURCE.shape
     without = Ensemble([tiny("gru", 1), tiny("rnn", 3)]).encode(SOURCE)[1]["alignment"]
     assert without.shape == (3, 0)
+
+
+def test_a_traced_search_of_members_with_and_without_attention_is_the_eager_one():
+    ensemble = Ensemble([tiny("gru_bahdanau", 0), tiny("gru", 1), tiny("transformer", 2)])
+    eager = searched(ensemble, beam_size=3, alpha=0.0)
+    traced = compile_search(ensemble)(
+        SOURCE, tf.constant(3), tf.constant([0.0])
+    )  # src_len unknown in the loop
+    np.testing.assert_array_equal(traced[0][0], eager.ids)
 
 
 def test_the_memory_bound_counts_every_member():

@@ -7,14 +7,13 @@ import keras
 import tensorflow as tf
 
 
-def mean_alignment(states: list[dict]):
-    """The mean of the members' alignments (batch, src_len) that attend, or (batch, 0) if none does.
-
-    A member without attention has an alignment of static width 0 (``RecurrentDecoder.start``)."""
-    attended = [s["alignment"] for s in states if s["alignment"].shape[-1] != 0]
-    if not attended:
+def mean_alignment(states: list[dict], attending: list[int]):
+    """The mean of the alignments (batch, src_len) of the members ``attending`` (their indices), or
+    the first member's empty one (batch, 0) if none attends. Which members attend is the models'
+    own word (``attention``): inside search's loop an empty alignment's width is no longer known."""
+    if not attending:
         return states[0]["alignment"]  # (batch, 0)
-    return tf.add_n(attended) / len(attended)  # (batch, src_len)
+    return tf.add_n([states[i]["alignment"] for i in attending]) / len(attending)  # (batch, src_len)
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -56,6 +55,8 @@ class Ensemble(keras.Model):
             )
         self.members = list(members)
         self.vocab_size = sizes.pop()
+        self.attending = [i for i, m in enumerate(members) if m.attention]
+        self.attention = "mean" if self.attending else None  # what export and the page ask of a model
 
     def build(self, inputs_shape=None):
         for member in self.members:
@@ -71,7 +72,10 @@ class Ensemble(keras.Model):
         """For search: (batch, src_len) ids -> (encoded, state): encoded is the list of the members'
         encoded; state holds the list of their states ("members") and their mean alignment."""
         encoded, states = zip(*(m.encode(source) for m in self.members), strict=True)
-        return list(encoded), {"members": list(states), "alignment": mean_alignment(list(states))}
+        return list(encoded), {
+            "members": list(states),
+            "alignment": mean_alignment(list(states), self.attending),
+        }
 
     def decode_step(self, token_ids, state, encoded):
         """For search: (batch,) previous ids -> the members' mean log-probabilities (batch, vocab)
@@ -85,7 +89,7 @@ class Ensemble(keras.Model):
             logits = steps[0][0]  # one member: its own logits, exactly
         else:
             logits = tf.add_n([tf.nn.log_softmax(out) for out, _ in steps]) / len(steps)  # (batch, vocab)
-        return logits, {"members": states, "alignment": mean_alignment(states)}
+        return logits, {"members": states, "alignment": mean_alignment(states, self.attending)}
 
     def search_width(self) -> int:
         """Floats a search keeps per row and source piece: every member's, and the mean alignment."""
