@@ -8,7 +8,8 @@ A run folder (``runs/<pair>-<preset>/<variant>``), written by train and export::
     config.json  spm.model  log.csv  training.png  checkpoints/<epoch>/{model.weights.h5,state.json}
     best.weights.h5  decoding.json  train.json (last: a run with it is finished)  exported.txt
 
-A report folder (``reports/<pair>/<preset>/<variant>``), written by evaluate and analyse::
+A report folder (``reports/<pair>/<preset>/<variant>``, ``reports/<pair>/distilled/<variant>``),
+written by evaluate and analyse::
 
     validation.json  test.greedy.json  test.json  <split>.hyp.txt  analysis.json
     and the run's log.csv, training.png, train.json, config.json, decoding.json (copied)
@@ -76,6 +77,28 @@ MEMORY_JSON, MEMORY_MD = "memory.json", "memory.md"
 TIMINGS_JSON, TIMINGS_MD = "timings.json", "timings.md"
 SERVE_JSON, SERVE_MD, SERVE_EXCHANGE = "serve.json", "serve.md", "serve-exchange.md"
 
+# The best model's folder (reports/<pair>/best), written by the best stage, then evaluate's files as
+# in a report folder; decoding.json (DECODING) holds the ensemble's length penalty.
+SELECTION_JSON, SELECTION_MD = "selection.json", "selection.md"  # every candidate and ensemble tried
+BEST_MEMBERS = "members.txt"  # the chosen runs' folders, one a line
+
+
+# A teacher's translations of the training split (data/distill/<pair>/<teacher>-<version>/), written
+# by the teach stage in shards, then whole.
+TEACHER_SHARDS = "shards"
+TEACHER_JSON = "teacher.json"  # which SavedModel, which decoding
+TEACHER_RECORD = "teacher.txt"  # beside the best model's exported.txt: where its translations are
+
+
+def teacher_targets(language: str) -> str:
+    """``train.en``: the teacher's translation of each training source, one a line, in order."""
+    return f"train.{language}"
+
+
+def teacher_shard(index: int) -> str:
+    return f"{index:05d}.txt"
+
+
 # Make's names for the files its rules are keyed on.
 MAKE_VARIABLES = {
     "SUMMARY": SUMMARY,
@@ -97,6 +120,11 @@ MAKE_VARIABLES = {
     "TIMINGS_MD": TIMINGS_MD,
     "SERVE_MD": SERVE_MD,
     "SERVE_EXCHANGE": SERVE_EXCHANGE,
+    "DECODING_JSON": DECODING,
+    "SELECTION_JSON": SELECTION_JSON,
+    "SELECTION_MD": SELECTION_MD,
+    "BEST_MEMBERS": BEST_MEMBERS,
+    "TEACHER_RECORD": TEACHER_RECORD,
 }
 
 
