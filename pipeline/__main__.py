@@ -202,6 +202,22 @@ def call_export(args: Namespace, cfg: Config | None) -> Path:
     return path
 
 
+def call_best(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.decoding.best import best
+
+    return best(args.runs, args.data_dir, args.out_dir, args.beam_size)
+
+
+def call_teach(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.decoding.teach import teach
+
+    path = teach(args.model, args.pair, args.data_dir, args.out_root, args.corpus, args.beam_size)
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        args.record.write_text(f"{path}\n")
+    return path
+
+
 def call_evaluate(args: Namespace, cfg: Config) -> None:
     from pipeline.decoding.evaluate import evaluate
 
@@ -348,6 +364,20 @@ STAGES: tuple[Stage, ...] = (
                help="a decoding.json whose length_penalty is the default (the best stage's)"),
         option("--record", type=Path, default=None, help="file to write the exported version's path to"),
     ), call_export),
+    Stage("best", "choose the ensemble of trained runs that scores best on validation, greedily", (
+        option("--runs", nargs="+", type=Path, required=True,
+               help="the candidates' finished run folders, of one pair and preset"),
+        DATA_DIR,
+        out_dir("the best model's report folder: selection.{json,md}, decoding.json, members.txt"),
+        option("--beam-size", type=beam_size, default=DEFAULT_BEAM_SIZE, help="(default 5)"),
+    ), call_best),
+    Stage("teach", "translate the training split with a teacher SavedModel: a student's targets", (
+        PAIR, CORPUS, MODEL, DATA_DIR,
+        option("--out-root", type=Path, required=True,
+               help="the translations go to <out-root>/<model>-<version>/train.<target language>"),
+        option("--beam-size", type=beam_size, default=DEFAULT_BEAM_SIZE, help="(default 5)"),
+        option("--record", type=Path, default=None, help="file to write the translations' path to"),
+    ), call_teach, check=check_saved_model),
     Stage("evaluate", "translate a split through a SavedModel and score it", (
         PAIR, CORPUS, *PRESET, MODEL, SPLIT, DATA_DIR, REPORT_FOLDER, *DECODING,
     ), call_evaluate, check=check_saved_model),
