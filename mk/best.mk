@@ -4,7 +4,7 @@
 # Both run on the converge runs (BEST_PRESET=converge): `make` calls itself with that PRESET, so the
 # Makefile's rules train, export and evaluate what is missing under runs/<pair>-converge.
 
-.PHONY: best best-model distill distill-model
+.PHONY: best best-model distill distill-model best-readme
 
 BEST_PRESET ?= converge
 # The candidates: run folders under $(RUNS_DIR), a -seed<n> suffix for another seed (SEEDS=).
@@ -75,3 +75,12 @@ $(DISTILL_DIR)/%/$(TEST_JSON): $(RUNS_DIR)/distilled-%/$(EXPORTED)
 	cd $(RUNS_DIR)/distilled-$* && cp $(RUN_FILES_COPIED) $(abspath $(DISTILL_DIR))/$*/
 $(DISTILL_DIR)/%/$(ANALYSIS): $(RUNS_DIR)/distilled-%/$(EXPORTED)
 	$(PIPELINE) analyse --run-dir $(RUNS_DIR)/distilled-$* --data-dir $(TFDS_DIR) --out-dir $(DISTILL_DIR)/$*
+
+# The README's lines on de-en's best model and its students, from their report folders alone
+# (`nmt bestline`): "not built yet" until `make best` has run. `make readme` copies them too.
+README_BEST_PAIR ?= de-en
+readme: best-readme
+## the README's best-model lines from reports/de-en/best and reports/de-en/distilled/
+best-readme: $(INSTALLED)
+	@$(PIPELINE) bestline --reports-dir reports/$(README_BEST_PAIR) --out reports/$(README_BEST_PAIR)/$(BEST_LINES_MD)
+	@$(PIPELINE) readme --compare reports/$(README_BEST_PAIR)/$(BEST_LINES_MD) --marker best --readme README.md

@@ -285,6 +285,12 @@ def call_readme(args: Namespace, cfg: Config | None) -> Path:
     return splice_readme(args.readme, args.compare, args.marker)
 
 
+def call_bestline(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.best import summarize_best
+
+    return summarize_best(args.reports_dir, args.out)
+
+
 def call_timings(args: Namespace, cfg: Config | None) -> Path | int:
     from pipeline.bench import timings
 
@@ -440,6 +446,11 @@ STAGES: tuple[Stage, ...] = (
                help="the file to copy it into (default README.md)"),
         option("--marker", default="compare", help="<!-- MARKER:start --> ... <!-- MARKER:end -->"),
     ), call_readme, light=True),
+    Stage("bestline", "the README's lines on a pair's best model and its distilled students", (
+        option("--reports-dir", type=Path, required=True,
+               help="the pair's reports (reports/<pair>): best/, distilled/<variant>/, converge/<variant>/"),
+        option("--out", type=Path, required=True, help="the Markdown file to write"),
+    ), call_bestline, light=True),
     Stage("timings", "time a command and record it in reports/timings.{json,md}", (
         option("--label", help='what the README calls it, e.g. "make test"'),
         option("--table", action="store_true", help="only write timings.md again, timing nothing"),

@@ -81,6 +81,7 @@ SERVE_JSON, SERVE_MD, SERVE_EXCHANGE = "serve.json", "serve.md", "serve-exchange
 # in a report folder; decoding.json (DECODING) holds the ensemble's length penalty.
 SELECTION_JSON, SELECTION_MD = "selection.json", "selection.md"  # every candidate and ensemble tried
 BEST_MEMBERS = "members.txt"  # the chosen runs' folders, one a line
+BEST_LINES_MD = "best.md"  # in reports/<pair>: the README's lines on the best model and its students
 
 
 # A teacher's translations of the training split (data/distill/<pair>/<teacher>-<version>/), written
@@ -124,6 +125,7 @@ MAKE_VARIABLES = {
     "SELECTION_JSON": SELECTION_JSON,
     "SELECTION_MD": SELECTION_MD,
     "BEST_MEMBERS": BEST_MEMBERS,
+    "BEST_LINES_MD": BEST_LINES_MD,
     "TEACHER_RECORD": TEACHER_RECORD,
 }
 

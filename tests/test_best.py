@@ -9,7 +9,7 @@ from pipeline import corpus
 from pipeline.decoding import best as best_stage
 from pipeline.decoding.best import Tried, forward_selection
 from pipeline.errors import UserError
-from pipeline.layout import BEST_MEMBERS, DECODING, SELECTION_JSON, SELECTION_MD
+from pipeline.layout import BEST_MEMBERS, DECODING, GREEDY, SELECTION_JSON, SELECTION_MD, result
 
 
 def single(name: str, bleu: float) -> Tried:
@@ -92,3 +92,37 @@ def test_runs_of_another_pair_are_refused(candidates, prepared_data, tmp_path):
     save_config(dataclasses.replace(cfg, pair="fr-en"), other / CONFIG)
     with pytest.raises(UserError, match="one pair and preset"):
         best_stage.best([candidates[1], other], prepared_data, tmp_path / "best")
+
+
+# The README's lines, from report folders alone.
+
+
+def write_results(folder, beam: float, greedy: float, penalty: float = 1.0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test.json").write_text(
+        json.dumps({"bleu": beam, "bleu_ci": 1.5, "decoding": "beam5", "length_penalty": penalty})
+    )
+    (folder / result("test", GREEDY)).write_text(json.dumps({"bleu": greedy, "decoding": GREEDY}))
+
+
+def test_the_readme_lines_say_not_built_until_the_best_folder_has_its_results(tmp_path):
+    from pipeline.reporting.best import summarize_best
+
+    pair = tmp_path / "de-en"
+    out = summarize_best(pair, tmp_path / "best.md")
+    assert out.read_text() == "- The best model of de-en is not built yet: `make best PAIR=de-en` builds it\n"
+    selection = {"models": [{}] * 3, "ensembles": [{}] * 2,
+                 "chosen": {"members": ["gru_luong", "transformer"], "validation_bleu": 41.23}}  # fmt: skip
+    (pair / "best").mkdir(parents=True)
+    (pair / "best" / SELECTION_JSON).write_text(json.dumps(selection))
+    assert "not built yet" in summarize_best(pair, out).read_text()  # chosen, not yet evaluated
+    write_results(pair / "best", 43.21, 40.12, 0.8)
+    write_results(pair / "distilled" / "gru", 39.5, 38.25)
+    write_results(pair / "converge" / "gru", 35.75, 33.5)
+    (pair / "distilled" / "lstm").mkdir()  # a student still training: no line
+    best, student = summarize_best(pair, out).read_text().splitlines()
+    assert "an ensemble of `gru_luong` + `transformer`, chosen among 5 models and ensembles" in best
+    assert "validation BLEU (41.23); test BLEU 43.21 ± 1.5 (beam5, length penalty 0.8), 40.12 greedy" in best
+    assert student.startswith("- `gru` distilled from it (`make distill VARIANT=gru`): test BLEU 39.5 ± 1.5")
+    reference = "BLEU 35.75 ± 1.5 (beam5, length penalty 1.0), 33.5 greedy"
+    assert student.endswith(f"trained on the references (converge): {reference}")
