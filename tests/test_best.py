@@ -47,9 +47,10 @@ def test_an_ensemble_that_only_ties_is_not_chosen():
 @pytest.fixture(scope="module")
 def candidates(spm_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    return [
-        write_run(root / v, v, seed, spm_model) for seed, v in enumerate(["gru_luong", "transformer", "gru"])
-    ]
+    seeded = ("train.seed=1", "data.seed=1")  # as make trains gru-seed1: another seed, the same data
+    return [write_run(root / "gru_luong", "gru_luong", 0, spm_model),
+            write_run(root / "transformer", "transformer", 1, spm_model),
+            write_run(root / "gru-seed1", "gru", 2, spm_model, seeded)]  # fmt: skip
 
 
 def test_the_stage_writes_every_candidate_and_ensemble_and_never_reads_test(
@@ -65,7 +66,7 @@ def test_the_stage_writes_every_candidate_and_ensemble_and_never_reads_test(
     out = best_stage.best(candidates, prepared_data, tmp_path / "best", beam_size=2)
     assert out == tmp_path / "best" / SELECTION_JSON
     selection = json.loads(out.read_text())
-    assert sorted(m["members"][0] for m in selection["models"]) == ["gru", "gru_luong", "transformer"]
+    assert sorted(m["members"][0] for m in selection["models"]) == ["gru-seed1", "gru_luong", "transformer"]
     assert len(selection["ensembles"]) == 2 and all(len(e["members"]) >= 2 for e in selection["ensembles"])
     tried = selection["models"] + selection["ensembles"]
     assert sum(t["chosen"] for t in tried) == 1

@@ -116,11 +116,11 @@ def test_members_of_other_vocabularies_are_refused():
 # Exported: run folders as train leaves them, with the shared tiny tokenizer (conftest's spm_model).
 
 
-def write_run(folder, variant: str, seed: int, spm_model):
+def write_run(folder, variant: str, seed: int, spm_model, overrides: tuple[str, ...] = ()):
     folder.mkdir(parents=True)
     keras.utils.set_random_seed(seed)
-    overrides = SMALL.get(variant, ["model.units=8", "model.embedding_dim=8", "model.attention_units=8"])
-    cfg = make_config("tiny", variant=variant, overrides=overrides)
+    small = SMALL.get(variant, ["model.units=8", "model.embedding_dim=8", "model.attention_units=8"])
+    cfg = make_config("tiny", variant=variant, overrides=[*small, *overrides])
     build_model(cfg.model, load_tokenizer(spm_model).vocab_size()).save_weights(folder / BEST_WEIGHTS)
     save_config(cfg, folder / CONFIG)
     shutil.copyfile(spm_model, folder / TOKENIZER)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import keras
 
 from pipeline import corpus
-from pipeline.config import Config, load_config, to_dict
+from pipeline.config import Config, load_config
 from pipeline.constants import DEFAULT_BEAM_SIZE, EOS_ID
 from pipeline.decoding.export import load_run_model, shared_tokenizer
 from pipeline.decoding.search import compile_search, translate_rows
@@ -54,13 +54,14 @@ class Validation(NamedTuple):
 
 
 def shared_config(runs: Sequence[Path]) -> Config:
-    """The first run's config; a UserError unless every run has the same pair, corpus and data."""
+    """The first run's config; a UserError unless every run has the same pair, corpus and validation
+    split (``data.eval_limit``). Their seeds, variants and recipes may differ."""
     configs = [load_config(run / CONFIG) for run in runs]
     first = configs[0]
     for run, cfg in zip(runs, configs, strict=True):
-        if (cfg.pair, cfg.corpus, to_dict(cfg)["data"]) != (first.pair, first.corpus, to_dict(first)["data"]):
-            raise UserError(f"{run} and {runs[0]} differ in pair, corpus or data: candidates must be of one "
-                            "pair and preset")  # fmt: skip
+        if (cfg.pair, cfg.corpus, cfg.data.eval_limit) != (first.pair, first.corpus, first.data.eval_limit):
+            raise UserError(f"{run} and {runs[0]} differ in pair, corpus or validation split: candidates "
+                            "must be of one pair and preset")  # fmt: skip
     return first
 
 
