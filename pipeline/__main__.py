@@ -267,7 +267,7 @@ def call_bench(args: Namespace, cfg: Config) -> str:
 
     return bench(args.pair, args.preset, args.variants, args.data_dir, args.tokenizer, args.runs_dir,
                  args.out_dir, args.steps, args.batch1_sentences, args.overrides,
-                 fused=not args.plain, translation=not args.no_translation)  # fmt: skip
+                 fused=not args.plain, translation=not args.no_translation, models=args.models)  # fmt: skip
 
 
 def call_membench(args: Namespace, cfg: Config | None) -> Path | None:
@@ -429,6 +429,9 @@ STAGES: tuple[Stage, ...] = (
         option("--batch1-sentences", type=int, default=None, help="test sentences at batch 1 (default all)"),
         option("--plain", action="store_true", help="time the plain Keras layers, not the fused loops"),
         option("--no-translation", action="store_true", help="time training steps only"),
+        option("--models", nargs="*", default=[],
+               help="other exports under --runs-dir (<name>/exported.txt), timed for translation only: "
+               "best, distilled-<variant>"),
     ), call_bench),
     Stage("membench", "peak memory and time of tokenize and of one pass of the input pipeline, on the "
           "synthetic corpus", (

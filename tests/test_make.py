@@ -299,3 +299,12 @@ def test_make_distill_teaches_once_then_trains_the_student_on_the_translations(t
     assert len(evaluations) == 3 and all(x.endswith(f"--out-dir {reports}/gru_luong") for x in evaluations)
     assert any(f"-m pipeline analyse --run-dir {runs}/distilled-gru_luong" in x for x in plan)
     assert not [line for line in plan if line.startswith("rm ")]
+
+
+def test_make_bench_times_the_best_model_and_a_student_in_the_same_run(tmp_path):
+    plan = dry_run("bench", tmp_path, BENCH_MODELS="best distilled-gru", BEST_CANDIDATES="gru")
+    plan = [" ".join(line.split()) for line in plan]
+    (bench,) = [x for x in plan if "-m pipeline bench" in x]
+    assert bench.endswith("--models best distilled-gru") and "--variants gru gru_bahdanau" in bench
+    stages = [line.split("-m pipeline ")[1].split()[0] for line in plan if "-m pipeline " in line]
+    assert {"best", "teach"} <= set(stages) and stages[-1] == "bench"
