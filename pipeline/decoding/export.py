@@ -241,9 +241,9 @@ def export(
     ``default_penalty``'s. Returns the text servable's version directory.
     """
     run_dirs = [run_dirs] if isinstance(run_dirs, Path) else list(run_dirs)
+    alpha = default_penalty(run_dirs, length_penalty, decoding)  # before the models load: a mistake at once
     model = load_ensemble(run_dirs)
     sentencepiece_model = shared_tokenizer(run_dirs)
-    alpha = default_penalty(run_dirs, length_penalty, decoding)
 
     versions = [int(latest.name) for b in (base, ids_base(base)) if (latest := latest_version(b))]
     version = max(versions, default=0) + 1
