@@ -166,4 +166,4 @@ lint: $(INSTALLED)
 clean:
 	rm -rf runs $(DATA_DIR)/tfds $(DATA_DIR)/spm $(DATA_DIR)/raw $(DATA_DIR)/prepared $(DATA_DIR)/splits $(SAVED_DIR)/*/ .pytest_cache
 
-include mk/experiments.mk mk/bench.mk mk/serve.mk mk/docs.mk mk/dev.mk
+include mk/experiments.mk mk/best.mk mk/bench.mk mk/serve.mk mk/docs.mk mk/dev.mk

@@ -7,11 +7,14 @@
 BENCH_DIR ?= reports
 BENCH_STEPS ?= 50
 BENCH_BATCH1 ?= 1000
+# Other exports timed for translation in the same run, made if missing (mk/best.mk): with
+# PRESET=converge, BENCH_MODELS="best distilled-gru_bahdanau" adds the best ensemble and a student.
+BENCH_MODELS ?=
 ## every variant's training steps against the CPU's floor, and translation speed
-bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/$(EXPORTED))
+bench: $(foreach v,$(VARIANTS) $(BENCH_MODELS),$(RUNS_DIR)/$(v)/$(EXPORTED))
 	$(PIPELINE) bench --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
 		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
-		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1)
+		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1) $(if $(BENCH_MODELS),--models $(BENCH_MODELS))
 
 # The Transformer beside gru_bahdanau on the converge models, in one bench run (the converge runs
 # exported): reports/de-en/converge/bench/bench.{json,md}, copied into docs/performance.md.

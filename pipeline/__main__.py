@@ -196,8 +196,24 @@ def call_train(args: Namespace, cfg: Config) -> Path:
 def call_export(args: Namespace, cfg: Config | None) -> Path:
     from pipeline.decoding.export import export
 
-    path = export(args.run_dir, args.out)
+    path = export(args.run_dirs, args.out, args.length_penalty, args.decoding)
     if args.record:
+        args.record.write_text(f"{path}\n")
+    return path
+
+
+def call_best(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.decoding.best import best
+
+    return best(args.runs, args.data_dir, args.out_dir, args.beam_size)
+
+
+def call_teach(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.decoding.teach import teach
+
+    path = teach(args.model, args.pair, args.data_dir, args.out_root, args.corpus, args.beam_size)
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
         args.record.write_text(f"{path}\n")
     return path
 
@@ -282,7 +298,7 @@ def call_bench(args: Namespace, cfg: Config) -> str:
 
     return bench(args.pair, args.preset, args.variants, args.data_dir, args.tokenizer, args.runs_dir,
                  args.out_dir, args.steps, args.batch1_sentences, args.overrides,
-                 fused=not args.plain, translation=not args.no_translation)  # fmt: skip
+                 fused=not args.plain, translation=not args.no_translation, models=args.models)  # fmt: skip
 
 
 def call_membench(args: Namespace, cfg: Config | None) -> Path | None:
@@ -298,6 +314,12 @@ def call_readme(args: Namespace, cfg: Config | None) -> Path:
     from pipeline.reporting.readme import splice_readme
 
     return splice_readme(args.readme, args.compare, args.marker)
+
+
+def call_bestline(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.best import summarize_best
+
+    return summarize_best(args.reports_dir, args.out)
 
 
 def call_timings(args: Namespace, cfg: Config | None) -> Path | int:
@@ -367,11 +389,32 @@ STAGES: tuple[Stage, ...] = (
         DATA_DIR, TOKENIZER, RUN_DIR,
         option("--force", action="store_true", help="train again even if the run has finished"),
     ), call_train, check=check_tokenizer, refuse=refuse_tuning_run_with_preset),
-    Stage("export", "export a trained run as the next SavedModel version (text, and ids only)", (
-        RUN_DIR,
+    Stage("export", "export a trained run, or an ensemble of runs, as the next SavedModel version "
+          "(text, and ids only)", (
+        option("--run-dir", dest="run_dirs", type=Path, action="append", required=True,
+               help="the run's folder (runs/<pair>-<preset>/<variant>); repeated, an ensemble of the "
+               "runs (one tokenizer)"),
         option("--out", type=Path, required=True, help="model base folder; versions go below it"),
+        option("--length-penalty", type=float, default=None,
+               help="the default length penalty (default: --decoding's, or the single run's own)"),
+        option("--decoding", type=Path, default=None,
+               help="a decoding.json whose length_penalty is the default (the best stage's)"),
         option("--record", type=Path, default=None, help="file to write the exported version's path to"),
     ), call_export),
+    Stage("best", "choose the ensemble of trained runs that scores best on validation, greedily", (
+        option("--runs", nargs="+", type=Path, required=True,
+               help="the candidates' finished run folders, of one pair and preset"),
+        DATA_DIR,
+        out_dir("the best model's report folder: selection.{json,md}, decoding.json, members.txt"),
+        option("--beam-size", type=beam_size, default=DEFAULT_BEAM_SIZE, help="(default 5)"),
+    ), call_best),
+    Stage("teach", "translate the training split with a teacher SavedModel: a student's targets", (
+        PAIR, CORPUS, MODEL, DATA_DIR,
+        option("--out-root", type=Path, required=True,
+               help="the translations go to <out-root>/<model>-<version>/train.<target language>"),
+        option("--beam-size", type=beam_size, default=DEFAULT_BEAM_SIZE, help="(default 5)"),
+        option("--record", type=Path, default=None, help="file to write the translations' path to"),
+    ), call_teach, check=check_saved_model),
     Stage("evaluate", "translate a split through a SavedModel and score it", (
         PAIR, CORPUS, *PRESET, MODEL, SPLIT, DATA_DIR, REPORT_FOLDER, *DECODING,
     ), call_evaluate, check=check_saved_model),
@@ -433,6 +476,9 @@ STAGES: tuple[Stage, ...] = (
         option("--batch1-sentences", type=int, default=None, help="test sentences at batch 1 (default all)"),
         option("--plain", action="store_true", help="time the plain Keras layers, not the fused loops"),
         option("--no-translation", action="store_true", help="time training steps only"),
+        option("--models", nargs="*", default=[],
+               help="other exports under --runs-dir (<name>/exported.txt), timed for translation only: "
+               "best, distilled-<variant>"),
     ), call_bench),
     Stage("membench", "peak memory and time of tokenize and of one pass of the input pipeline, on the "
           "synthetic corpus", (
@@ -450,6 +496,11 @@ STAGES: tuple[Stage, ...] = (
                help="the file to copy it into (default README.md)"),
         option("--marker", default="compare", help="<!-- MARKER:start --> ... <!-- MARKER:end -->"),
     ), call_readme, light=True),
+    Stage("bestline", "the README's lines on a pair's best model and its distilled students", (
+        option("--reports-dir", type=Path, required=True,
+               help="the pair's reports (reports/<pair>): best/, distilled/<variant>/, converge/<variant>/"),
+        option("--out", type=Path, required=True, help="the Markdown file to write"),
+    ), call_bestline, light=True),
     Stage("timings", "time a command and record it in reports/timings.{json,md}", (
         option("--label", help='what the README calls it, e.g. "make test"'),
         option("--table", action="store_true", help="only write timings.md again, timing nothing"),

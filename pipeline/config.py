@@ -36,6 +36,9 @@ class DataConfig:
     eval_limit: int | None = None
     seed: int = 1234
     cache_pairs: int = 100_000  # a split up to this size is encoded once, kept in memory; larger ones stream
+    # A file of the training split's targets, one a line in its order, read instead of its references:
+    # a teacher's translations, to distill a student from (the teach stage). Validation and test keep theirs.
+    train_targets: str | None = None
 
 
 @dataclass(frozen=True)

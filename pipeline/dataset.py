@@ -20,6 +20,7 @@ import tensorflow_text as tf_text
 from pipeline import corpus
 from pipeline.config import DataConfig
 from pipeline.constants import BOS_ID, DEFAULT_CORPUS, EOS_ID, PAD_ID
+from pipeline.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -41,10 +42,14 @@ def encoded_pairs(
     spm_model: Path,
     limit: int | None = None,
     corpus_name: str = DEFAULT_CORPUS,
+    targets: str | None = None,
 ):
-    """(source ids + EOS, BOS + target ids, target ids + EOS), each a 1-D int32 tensor."""
+    """(source ids + EOS, BOS + target ids, target ids + EOS), each a 1-D int32 tensor; the targets
+    are the lines of ``targets`` instead of the split's references when it is given."""
     tokenizer = load_sentencepiece(spm_model)
     pairs = corpus.load_split(pair, split, data_dir, corpus_name=corpus_name)
+    if targets:
+        pairs = with_targets(pairs, Path(targets), corpus.split_size(pair, split, data_dir, corpus_name))
     if limit:
         pairs = pairs.take(limit)
 
@@ -60,6 +65,19 @@ def encoded_pairs(
 
     # Tokenizing a thousand sentences per op call is much cheaper than one at a time.
     return pairs.batch(1024).map(encode, num_parallel_calls=AUTOTUNE).unbatch().map(dense_rows)
+
+
+def with_targets(pairs: tf.data.Dataset, targets: Path, size: int) -> tf.data.Dataset:
+    """(source, target) strings: each source with its line of ``targets``, which must have one per pair."""
+    with targets.open(encoding="utf-8") as lines:
+        count = sum(1 for _ in lines)
+    if count != size:
+        raise UserError(
+            f"{targets} has {count} lines for the split's {size} pairs: translate it again (make distill)"
+        )
+    return tf.data.Dataset.zip((pairs, tf.data.TextLineDataset(str(targets)))).map(
+        lambda pair, target: (pair[0], target)
+    )
 
 
 def pooled_batches(examples: tf.data.Dataset, batch_size: int, pool_batches: int) -> tf.data.Dataset:
@@ -138,7 +156,8 @@ def epoch_maker(
     """``(one_epoch, cached)``: ``one_epoch(epoch)`` is that epoch's batches. Every epoch reads one
     cache of the encoded split, when ``cached``."""
     limit = cfg.train_limit if split == "train" else cfg.eval_limit
-    examples = encoded_pairs(pair, split, data_dir, spm_model, limit, corpus_name)
+    targets = cfg.train_targets if split == "train" else None  # validation keeps its references
+    examples = encoded_pairs(pair, split, data_dir, spm_model, limit, corpus_name, targets)
     size = corpus.split_size(pair, split, data_dir, corpus_name=corpus_name)
     cached = min(size, limit or size) <= cfg.cache_pairs
     if cached:

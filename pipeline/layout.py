@@ -8,7 +8,8 @@ A run folder (``runs/<pair>-<preset>/<variant>``), written by train and export::
     config.json  spm.model  log.csv  training.png  checkpoints/<epoch>/{model.weights.h5,state.json}
     best.weights.h5  decoding.json  train.json (last: a run with it is finished)  exported.txt
 
-A report folder (``reports/<pair>/<preset>/<variant>``), written by evaluate and analyse::
+A report folder (``reports/<pair>/<preset>/<variant>``, ``reports/<pair>/distilled/<variant>``),
+written by evaluate and analyse::
 
     validation.json  test.greedy.json  test.json  <split>.hyp.txt  analysis.json
     and the run's log.csv, training.png, train.json, config.json, decoding.json (copied)
@@ -82,6 +83,29 @@ ARCHIVED_JSON, ARCHIVED_MD = "archived.json", "archived.md"
 REPRODUCE_MD = "reproduce.md"  # under reports/: each command, what it writes, its minutes
 BOUNDS_MD = "memory-bound.md"  # under reports/: the memory one request may add, by variant and preset
 
+# The best model's folder (reports/<pair>/best), written by the best stage, then evaluate's files as
+# in a report folder; decoding.json (DECODING) holds the ensemble's length penalty.
+SELECTION_JSON, SELECTION_MD = "selection.json", "selection.md"  # every candidate and ensemble tried
+BEST_MEMBERS = "members.txt"  # the chosen runs' folders, one a line
+BEST_LINES_MD = "best.md"  # in reports/<pair>: the README's lines on the best model and its students
+
+
+# A teacher's translations of the training split (data/distill/<pair>/<teacher>-<version>/), written
+# by the teach stage in shards, then whole.
+TEACHER_SHARDS = "shards"
+TEACHER_JSON = "teacher.json"  # which SavedModel, which decoding
+TEACHER_RECORD = "teacher.txt"  # beside the best model's exported.txt: where its translations are
+
+
+def teacher_targets(language: str) -> str:
+    """``train.en``: the teacher's translation of each training source, one a line, in order."""
+    return f"train.{language}"
+
+
+def teacher_shard(index: int) -> str:
+    return f"{index:05d}.txt"
+
+
 # Make's names for the files its rules are keyed on.
 MAKE_VARIABLES = {
     "SUMMARY": SUMMARY,
@@ -108,6 +132,12 @@ MAKE_VARIABLES = {
     "ARCHIVED_MD": ARCHIVED_MD,
     "REPRODUCE_MD": REPRODUCE_MD,
     "BOUNDS_MD": BOUNDS_MD,
+    "DECODING_JSON": DECODING,
+    "SELECTION_JSON": SELECTION_JSON,
+    "SELECTION_MD": SELECTION_MD,
+    "BEST_MEMBERS": BEST_MEMBERS,
+    "BEST_LINES_MD": BEST_LINES_MD,
+    "TEACHER_RECORD": TEACHER_RECORD,
 }
 
 

@@ -35,6 +35,15 @@ def test_markdown_has_a_row_per_variant():
     assert "90.0% of source and 99.0% of target positions" in table
     assert table.splitlines()[-1].endswith("| nan | nan | nan | nan | nan |")  # translation not measured
 
+    # An export timed for translation alone (the best ensemble): its training columns are dashes.
+    export_only = {
+        "variant": "best",
+        **dict.fromkeys(row.keys() - {"variant", "translation"}),
+        "translation": translation,
+    }
+    with_best = markdown({**report, "variants": [row, export_only]})
+    assert with_best.splitlines()[-1] == "| `best` | - | - | - | - | - | 1 | 1 | 1.0 | 3.0 | 7.0 |"
+
     # Without any translation timings (--no-translation) the table has no translation columns.
     steps_only = markdown({**report, "variants": [{**row, "translation": {}}]})
     assert steps_only.splitlines()[-1] == "| `gru` | 10.0 | 0.200 | 0.100 | **2.00** | 9,000 |"
@@ -48,3 +57,14 @@ def test_the_processor_is_named_with_avx_512_or_avx2_only(tmp_path):
     cpuinfo.write_text("model name\t: AMD EPYC 7B13\nflags\t: fpu avx2\n")
     assert processor_name(processor(cpuinfo)) == "AMD EPYC 7B13 (AVX2 only)"
     assert processor_name(None) == "not recorded"  # a bench.json from before it was recorded
+
+
+def test_an_export_is_timed_for_translation_alone(exported_tiny, tmp_path):
+    from pipeline.bench.bench import TRANSLATION_KEYS, translation_row
+
+    pointer = tmp_path / "exported.txt"
+    pointer.write_text(f"{exported_tiny}\n")
+    row = translation_row("best", pointer, ["Ein Hund.", "Zwei Katzen laufen."], 1)
+    assert row["variant"] == "best" and row["step_seconds"] is None and row["tokens_per_second"] is None
+    assert sorted(row["translation"]) == sorted(TRANSLATION_KEYS)
+    assert all(v > 0 for v in row["translation"].values())

@@ -16,9 +16,9 @@ from pipeline.__main__ import STAGES, build_parser, configure, main
 from pipeline.corpus import PAIRS
 
 # Every stage there is: a stage dropped from the table fails the help tests.
-STAGE_NAMES = ("data", "tokenize", "train", "export", "evaluate", "analyse", "split", "report", "seeds",
-               "lesson", "directions", "bounds", "reproduce", "archive", "tuning", "bench", "membench",
-               "readme", "timings", "translate", "serve", "servebench")  # fmt: skip
+STAGE_NAMES = ("data", "tokenize", "train", "export", "best", "teach", "evaluate", "analyse", "split",
+               "report", "seeds", "lesson", "directions", "bounds", "reproduce", "archive", "tuning", "bench",
+               "membench", "readme", "bestline", "timings", "translate", "serve", "servebench")  # fmt: skip
 
 
 def environment() -> dict:
@@ -89,6 +89,7 @@ def test_a_stage_help_lists_every_option_of_the_table(stage, capsys, monkeypatch
 LIGHT = [
     (("readme", "--compare", "compare.md"), 0),
     (("timings", "--table", "--out-dir", "o"), 0),
+    (("bestline", "--reports-dir", "nowhere", "--out", "o/best.md"), 0),
     (("seeds", "--runs", "a", "--reports-dir", "nowhere", "--out-dir", "o"), 1),
     (("tuning", "--runs", "nowhere", "--out-dir", "o"), 1),
     (("lesson", "--compare", "nowhere/compare.json", "--out", "o/lesson.md"), 1),
@@ -111,7 +112,7 @@ def test_the_light_stages_import_no_tensorflow(tmp_path, args, expected):
 def test_the_table_says_which_stages_are_light():
     light = {stage.name for stage in STAGES if stage.light}
     assert light == {"readme", "seeds", "tuning", "lesson", "directions", "reproduce", "archive", "report",
-                     "timings", "membench"}  # fmt: skip
+                     "timings", "membench", "bestline"}  # fmt: skip
 
 
 def test_help_does_not_load_tensorflow(tmp_path):

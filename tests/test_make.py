@@ -252,3 +252,59 @@ def test_every_other_language_prepares_and_tokenizes(tmp_path, shared_corpus, pa
             first = f.readline().strip()
         ids = sp.encode(first)
         assert sp.unk_id() not in ids and sp.decode(ids) == first, (language, first)
+
+
+def test_make_best_trains_missing_candidates_then_chooses_exports_and_evaluates(tmp_path):
+    best = tmp_path / "best"
+    plan = dry_run("best", tmp_path, BEST_PRESET="tiny", BEST_CANDIDATES="gru gru_luong-seed1", BEST_DIR=best)
+    plan = [" ".join(line.split()) for line in plan]
+    runs = tmp_path / "runs"
+    assert [line.split("--variant ")[1].split(" --data-dir")[0] for line in trains(plan)] == [
+        "gru", "gru_luong --set train.seed=1 --set data.seed=1"
+    ]  # fmt: skip
+    stages = [line.split("-m pipeline ")[1].split()[0] for line in plan if "-m pipeline " in line]
+    assert stages[-7:] == ["train", "train", "best", "export", "evaluate", "evaluate", "evaluate"]
+    (choose,) = [x for x in plan if "-m pipeline best" in x]
+    assert f"--runs {runs}/gru {runs}/gru_luong-seed1 " in choose and choose.endswith(f"--out-dir {best}")
+    (export,) = [x for x in plan if "-m pipeline export" in x]
+    assert f"{best}/{layout.BEST_MEMBERS})" in export and f"--decoding {best}/{layout.DECODING}" in export
+    assert f"--out {tmp_path}/saved/best --record {runs}/best/{layout.EXPORTED}" in export
+    evaluations = [x for x in plan if "-m pipeline evaluate" in x]
+    assert [x.split("--split ")[1].split(" --out-dir")[0] for x in evaluations] == [
+        "validation", "test --beam-size 1", "test"
+    ]  # fmt: skip
+    assert not [line for line in plan if line.startswith("rm ")]
+    en_de = [
+        x for x in dry_run("best", tmp_path, BEST_PRESET="tiny", PAIR="en-de") if "-m pipeline export" in x
+    ]
+    assert f"--out {tmp_path}/saved/best_en_de " in en_de[0]
+
+
+def test_make_distill_teaches_once_then_trains_the_student_on_the_translations(tmp_path):
+    reports = tmp_path / "distilled"
+    plan = dry_run("distill", tmp_path, BEST_PRESET="tiny", BEST_CANDIDATES="gru", VARIANT="gru_luong",
+                   DISTILL_DIR=reports, BEST_DIR=tmp_path / "best")  # fmt: skip
+    plan = [" ".join(line.split()) for line in plan]
+    runs, teacher = tmp_path / "runs", tmp_path / "runs" / "best" / layout.TEACHER_RECORD
+    (teach,) = [x for x in plan if "-m pipeline teach" in x]
+    assert f"--out-root {tmp_path}/data/distill/de-en --record {teacher}" in teach
+    student = trains(plan)[-1]
+    assert (
+        "--preset tiny --variant gru_luong" in student and f"--run-dir {runs}/distilled-gru_luong" in student
+    )
+    assert f"--set data.train_targets=$(cat {teacher})" in student
+    (export,) = [x for x in plan if "-m pipeline export --run-dir" in x and "distilled" in x]
+    assert f"--out {tmp_path}/saved/gru_luong_distilled " in export
+    evaluations = [x for x in plan if "-m pipeline evaluate" in x and "distilled" in x]
+    assert len(evaluations) == 3 and all(x.endswith(f"--out-dir {reports}/gru_luong") for x in evaluations)
+    assert any(f"-m pipeline analyse --run-dir {runs}/distilled-gru_luong" in x for x in plan)
+    assert not [line for line in plan if line.startswith("rm ")]
+
+
+def test_make_bench_times_the_best_model_and_a_student_in_the_same_run(tmp_path):
+    plan = dry_run("bench", tmp_path, BENCH_MODELS="best distilled-gru", BEST_CANDIDATES="gru")
+    plan = [" ".join(line.split()) for line in plan]
+    (bench,) = [x for x in plan if "-m pipeline bench" in x]
+    assert bench.endswith("--models best distilled-gru") and "--variants gru gru_bahdanau" in bench
+    stages = [line.split("-m pipeline ")[1].split()[0] for line in plan if "-m pipeline " in line]
+    assert {"best", "teach"} <= set(stages) and stages[-1] == "bench"

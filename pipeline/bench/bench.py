@@ -7,7 +7,9 @@ One run measures, on the same machine and in the same process:
   counted on their real tokens (``pipeline.bench.flops``), and the ratio of the measured
   time to the floor those FLOPs need at the ceiling's rate;
 - per variant, translation through the exported SavedModel on the test set: greedy and
-  beam 5, at batch 64 and at batch 1.
+  beam 5, at batch 64 and at batch 1;
+- the same translation timings of other exports in the same run, with no training step of their
+  own (``models``: the best ensemble, ``runs/<pair>-<preset>/best``, and distilled students).
 
 It writes ``bench.json`` and ``bench.md`` and returns the table.
 """
@@ -121,6 +123,8 @@ def markdown(report: dict) -> str:
         row = (
             f"| `{r['variant']}` | {r['gflops_per_step']:.1f} | {r['step_seconds']:.3f} | "
             f"{r['floor_seconds']:.3f} | **{r['ratio_to_floor']:.2f}** | {r['tokens_per_second']:,} |"
+            if r["step_seconds"] is not None
+            else f"| `{r['variant']}` | - | - | - | - | - |"  # an export only: no training step timed
         )
         if translated:
             t = r["translation"] or {k: float("nan") for k in TRANSLATION_KEYS}
@@ -146,11 +150,13 @@ def bench(
     overrides: list[str] | None = None,
     fused: bool = True,
     translation: bool = True,
+    models: list[str] | None = None,
 ) -> str:
     """Runs every measurement, writes ``bench.json`` and ``bench.md`` to ``out_dir``, returns the table.
 
     ``batch1_sentences`` limits the batch-1 translation to the first test sentences (None: all);
-    ``fused=False`` times the plain Keras layers instead; ``translation=False`` skips translation.
+    ``fused=False`` times the plain Keras layers instead; ``translation=False`` skips translation;
+    ``models`` are other exports under ``runs_dir`` (``<name>/exported.txt``), translation only.
     """
     cfg = make_config(preset, pair, overrides=overrides)
     vocab_size = load_tokenizer(tokenizer).vocab_size()
@@ -178,6 +184,8 @@ def bench(
             batch1_sentences,
         )
         rows.append(row)
+    for name in (models or []) if translation else []:
+        rows.append(translation_row(name, runs_dir / name / layout.EXPORTED, sources, batch1_sentences))
 
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
@@ -229,6 +237,15 @@ def bench_variant(
         "tokens_per_second": round(sum(target_lengths) / steps / seconds),
         "translation": timings,
     }
+
+
+def translation_row(name: str, exported: Path, sources: list[str], batch1_sentences: int) -> dict:
+    """The row of an export timed for translation alone (an ensemble, a student): no training step."""
+    timings = time_decodings(exported, sources, batch1_sentences)
+    print(f"{name}: {timings}")
+    training = dict.fromkeys(("gflops_per_step", "step_seconds", "floor_seconds", "ratio_to_floor",
+                              "tokens_per_second"))  # fmt: skip
+    return {"variant": name, **training, "translation": timings}
 
 
 def time_decodings(exported: Path, sources: list[str], batch1_sentences: int) -> dict[str, float]:

@@ -12,7 +12,12 @@ watches (``<base>/<version>/``, versions that only grow):
   with ``assets/spm.model``.
 
 Both carry the SentencePiece model in their assets, and ``default_length_penalty``, the
-length penalty tuned on validation when the run was trained (``decoding.json``). Every
+length penalty tuned on validation when the run was trained (``decoding.json``).
+
+Several runs of one pair and preset (one tokenizer) export as one ``Ensemble``, with the same
+signatures: its search averages the members' log-probabilities at every step, ``align`` returns
+the mean of the attending members' weights, and its memory bound counts every member. Its
+default length penalty is given, or read from the ``decoding.json`` the best stage writes. Every
 input is bounded (``IdTranslator.search``), and so is the memory of one request
 (``memory_bound``): alignments are computed only by the ``align`` signatures.
 """
@@ -20,6 +25,7 @@ input is bounded (``IdTranslator.search``), and so is the memory of one request
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import tensorflow as tf
@@ -39,7 +45,7 @@ from pipeline.decoding.search import beam_search
 from pipeline.errors import UserError
 from pipeline.files import latest_version, replace_dir, write_text
 from pipeline.layout import BEST_WEIGHTS, CONFIG, DECODING, TOKENIZER
-from pipeline.models import Model, build_model
+from pipeline.models import Ensemble, Model, build_model
 from pipeline.tokenizer import load_tokenizer
 
 MAX_SOURCE_PIECES = 256  # longer inputs are cut (EOS included), so one request cannot take the server down
@@ -204,22 +210,66 @@ def save_atomically(module: tf.Module, signatures: dict, target: Path) -> None:
     replace_dir(target, lambda staging: tf.saved_model.save(module, str(staging), signatures=signatures))
 
 
-def export(run_dir: Path, base: Path) -> Path:
-    """Exports the best weights of ``run_dir`` as the next version under ``base`` and ``ids_base(base)``.
-
-    Returns the text servable's version directory.
-    """
+def load_run_model(run_dir: Path) -> Model:
+    """The trained model of a run folder: its config, its tokenizer's vocabulary, its best weights."""
     weights = run_dir / BEST_WEIGHTS
     if not weights.is_file():
         raise UserError(f"{weights} does not exist: train the run (make train) before exporting it")
     cfg = load_config(run_dir / CONFIG)
-    sentencepiece_model = run_dir / TOKENIZER
-    model = build_model(cfg.model, load_tokenizer(sentencepiece_model).vocab_size())
+    model = build_model(cfg.model, load_tokenizer(run_dir / TOKENIZER).vocab_size())
     model.load_weights(str(weights))
-    decoding = run_dir / DECODING
-    alpha = (
-        json.loads(decoding.read_text())["length_penalty"] if decoding.is_file() else DEFAULT_LENGTH_PENALTY
-    )
+    return model
+
+
+def shared_tokenizer(run_dirs: Sequence[Path]) -> Path:
+    """The SentencePiece model every run of ``run_dirs`` was trained with; a UserError if they differ."""
+    first = run_dirs[0] / TOKENIZER
+    for run_dir in run_dirs[1:]:
+        if (run_dir / TOKENIZER).read_bytes() != first.read_bytes():
+            raise UserError(f"{run_dir} and {run_dirs[0]} have different tokenizers ({TOKENIZER}): "
+                            "an ensemble's runs must share one (one pair and preset)")  # fmt: skip
+    return first
+
+
+def load_ensemble(run_dirs: Sequence[Path]) -> Model:
+    """The model of one run, or the Ensemble of several runs' models (one tokenizer checked)."""
+    shared_tokenizer(run_dirs)
+    models = [load_run_model(run_dir) for run_dir in run_dirs]
+    return models[0] if len(models) == 1 else Ensemble(models, name="ensemble")
+
+
+def read_length_penalty(decoding: Path) -> float:
+    return float(json.loads(decoding.read_text())["length_penalty"])
+
+
+def default_penalty(run_dirs: Sequence[Path], length_penalty: float | None, decoding: Path | None) -> float:
+    """The export's default length penalty: given, or a decoding.json's (``decoding``, else a single
+    run's own, else DEFAULT_LENGTH_PENALTY for a run without one); an ensemble must be told."""
+    if length_penalty is not None:
+        return length_penalty
+    if decoding is not None:
+        return read_length_penalty(decoding)
+    if len(run_dirs) > 1:
+        raise UserError(f"an ensemble's default length penalty is its own: give --length-penalty, or "
+                        f"--decoding with the {DECODING} the best stage wrote")  # fmt: skip
+    own = run_dirs[0] / DECODING
+    return read_length_penalty(own) if own.is_file() else DEFAULT_LENGTH_PENALTY
+
+
+def export(
+    run_dirs: Path | Sequence[Path],
+    base: Path,
+    length_penalty: float | None = None,
+    decoding: Path | None = None,
+) -> Path:
+    """Exports the best weights of a run, or the ensemble of several runs of one tokenizer, as the
+    next version under ``base`` and ``ids_base(base)``; the default length penalty is
+    ``default_penalty``'s. Returns the text servable's version directory.
+    """
+    run_dirs = [run_dirs] if isinstance(run_dirs, Path) else list(run_dirs)
+    alpha = default_penalty(run_dirs, length_penalty, decoding)  # before the models load: a mistake at once
+    model = load_ensemble(run_dirs)
+    sentencepiece_model = shared_tokenizer(run_dirs)
 
     versions = [int(latest.name) for b in (base, ids_base(base)) if (latest := latest_version(b))]
     version = max(versions, default=0) + 1

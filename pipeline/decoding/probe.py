@@ -31,9 +31,9 @@ import tensorflow as tf
 from keras import ops
 
 from pipeline.constants import PAD_ID
-from pipeline.models import Model
 from pipeline.models.losses import masked_cross_entropy
 from pipeline.models.seq2seq import Seq2Seq
+from pipeline.models.transformer import Transformer
 
 
 def _check_unpadded(source) -> np.ndarray:
@@ -60,7 +60,7 @@ def check_unrolled(model: Seq2Seq, source) -> float:
     return float(max(float(d) for d in diffs))
 
 
-def gradient_flow(model: Model, source, target_in, target_out) -> np.ndarray:
+def gradient_flow(model: Seq2Seq | Transformer, source, target_in, target_out) -> np.ndarray:
     """Mean over the batch of ``|| d loss / d h_t ||_2`` for each source position t.
 
     h_t is the encoder's forward-direction state at position t (for the Transformer, which has

@@ -188,10 +188,12 @@ def translate_rows(
     beam_size: int = 1,
     alphas: Sequence[float] = (0.0,),
     batch_size: int = 128,
+    on_batch: Callable[[int], object] | None = None,
 ) -> list[list[list[int]]]:
     """Output ids of each source row (ids ending with EOS), in order, under each of ``alphas``,
     through ``compile_search``'s function: ``outputs[a][i]``, the ``i``-th row's translation
-    under ``alphas[a]``. Batched by length, so little of the work is padding."""
+    under ``alphas[a]``. Batched by length, so little of the work is padding; ``on_batch`` is
+    called with each batch's size (a progress bar's ``add``)."""
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     outputs: list[list[list[int]]] = [[[] for _ in rows] for _ in alphas]
     for start in range(0, len(order), batch_size):
@@ -204,4 +206,6 @@ def translate_rows(
         for a in range(len(alphas)):
             for j, i in enumerate(chosen):
                 outputs[a][i] = ids[a, j, : lengths[a, j]].tolist()
+        if on_batch:
+            on_batch(len(chosen))
     return outputs

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pipeline.config import ModelConfig
 from pipeline.constants import VARIANTS
+from pipeline.models.ensemble import Ensemble
 from pipeline.models.seq2seq import Seq2Seq
 from pipeline.models.transformer import Transformer
 
-Model = Seq2Seq | Transformer  # what search, export and the probe take: encode, then decode_step
+# What search and export take: encode, then decode_step. The probe takes the first two alone.
+Model = Seq2Seq | Transformer | Ensemble
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, fused: bool = True) -> Model:
