@@ -1,0 +1,136 @@
+"""The server under more than it can do, as a client sees it: its own process, real HTTP.
+
+Deadlines (504), shedding (503 at once), fairness under a flood of the heaviest requests, and a
+graceful stop on SIGTERM. The tiny model is slow to search at beam 32 (untrained, it writes to
+the longest output), which makes its heavy requests heavy enough here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.machine import matmul_rate, processor
+from pipeline.serving.load import flood_level, heavy_request, request, start_server, stop_server
+
+NAME = "gru_bahdanau"  # conftest's exported_tiny, served here under the name it was exported as
+SOURCES = ["Ein Hund läuft über eine Wiese.", "Zwei Kinder spielen im Sand."]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> str:
+    """The machine a timing held or failed on: its processor, cores and make bench ceiling."""
+    return f"on {processor()['cpu']}, {os.cpu_count()} cores, make bench ceiling {matmul_rate():.1f} GFLOP/s"
+
+
+@pytest.fixture(scope="module")
+def models(exported_tiny) -> Path:
+    return exported_tiny.parent.parent
+
+
+@pytest.fixture(scope="module")
+def short(models):
+    """A server whose requests have a 2 s deadline."""
+    port = free_port()
+    server = start_server(models, port, "--models", NAME, "--deadline-ms", "2000")
+    yield port
+    stop_server(server)
+
+
+def post(port: int, body: dict, timeout: float = 120.0) -> tuple[int, dict, float]:
+    began = time.monotonic()
+    status, answer = request(port, f"/v1/models/{NAME}:predict", body, timeout)
+    return status, answer, time.monotonic() - began
+
+
+def test_a_request_still_queued_at_its_deadline_gets_504_its_work_stops_and_the_server_goes_on(short):
+    # Two heavy requests at once on a fresh server (nothing measured yet, so nothing is shed):
+    # dozens of calls each, far beyond 2 s.
+    answers: list[tuple] = []
+    threads = [threading.Thread(target=lambda: answers.append(post(short, heavy_request(SOURCES))))
+               for _ in range(2)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for status, body, seconds in answers:
+        assert status == 504 and set(body) == {"error"}, body
+        assert "Deadline Exceeded" in body["error"] and 2.0 <= seconds < 4.0, (body, seconds)
+    # No more calls for them: at most the one running at the deadline ends.
+    time.sleep(1.5)
+    calls = request(short, "/page/stats")[1]
+    time.sleep(1.5)
+    assert request(short, "/page/stats")[1] == calls and calls["queued"] == 0
+    assert post(short, {"instances": SOURCES[:1]})[0] == 200
+
+
+def test_a_request_the_queue_cannot_finish_within_its_deadline_gets_503_at_once_and_the_queue_goes_on(short):
+    light = []
+    for _ in range(3):  # once a heavy call has been timed (the test above, or this loop), heavy is shed
+        waiting = threading.Thread(target=lambda: light.append(post(short, {"instances": SOURCES})))
+        waiting.start()
+        status, body, seconds = post(short, heavy_request(SOURCES))
+        waiting.join()
+        if status == 503:
+            break
+    assert status == 503 and seconds < 0.5, (status, body, seconds)
+    assert "beyond its 2 s deadline" in body["error"] and "overloaded" in body["error"]
+    assert [answer[0] for answer in light] == [200] * len(light)  # what was queued is answered
+
+
+def test_under_a_flood_of_the_heaviest_requests_one_sentence_requests_are_answered_within_two_seconds(models):
+    # servebench's flood level, short: 16 clients send 64 sentences of 600 characters at beam 32
+    # back to back (the deadline lets a few in, the rest get 503) while one client sends one
+    # sentence at a time. The heavy clients give up when the flood ends.
+    port = free_port()
+    server = start_server(models, port, "--models", NAME, "--deadline-ms", "120000")
+    try:
+        flood = flood_level(port, NAME, SOURCES, seconds=4.0, patience=0.0)
+    finally:
+        stop_server(server)
+    assert flood["light_codes"] == {"200": flood["requests"]}, flood
+    assert set(flood["flood_codes"]) - {"503"}, f"no heavy request was let in: {flood} {machine()}"
+    assert flood["requests"] >= 2 and flood["p99_ms"] < 2000, f"{flood} {machine()}"
+
+
+def test_sigterm_answers_every_request_accepted_refuses_new_ones_and_exits_0(models):
+    port = free_port()
+    server = start_server(models, port, "--models", NAME)
+    answers: dict[int, tuple] = {}
+    medium = heavy_request(SOURCES)
+    medium["inputs"]["sources"] = medium["inputs"]["sources"][:4]  # 4 calls of the longest at beam 32
+    bodies = [medium] + [{"instances": SOURCES[:1]}] * 5  # five queued behind its calls
+
+    def client(i: int) -> None:
+        answers[i] = post(port, bodies[i])
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(bodies))]
+    try:
+        threads[0].start()
+        time.sleep(0.1)
+        for thread in threads[1:]:
+            thread.start()
+        time.sleep(0.2)  # all accepted, the first's first call running (it also optimises the graph)
+        assert 0 not in answers
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(ConnectionRefusedError):
+            request(port, "/page/stats", timeout=5)
+        for thread in threads:
+            thread.join()
+        code = server.wait(60)
+    finally:
+        printed = stop_server(server)
+    assert {i: answers[i][0] for i in answers} == dict.fromkeys(range(len(bodies)), 200), printed[-2000:]
+    assert code == 0, printed[-2000:]
