@@ -161,6 +161,22 @@ def test_a_request_past_its_deadline_gets_504_its_work_is_not_started_and_the_ne
     assert after["first"].tolist() == [9]
 
 
+def test_no_call_starts_for_a_request_past_its_deadline_even_before_its_timer_fires():
+    recorder = Recorder()
+
+    async def scenario():
+        batcher = Batcher(max_wait=0.0, deadline=10.0)
+        waiting = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(1)))
+        await asyncio.sleep(0)  # queued; no worker yet
+        batcher.expire(time.monotonic() + 10.5)  # the worker coming round late, past the deadline
+        with pytest.raises(ServingError) as late:
+            await asyncio.wait_for(waiting, 1.0)  # at once, not at its timer 10 s on
+        return late.value, batcher
+
+    late, batcher = asyncio.run(scenario())
+    assert late.status == 504 and not batcher.pending and batcher.queued == 0 and recorder.calls == []
+
+
 def test_a_request_whose_client_went_away_runs_no_more_calls():
     recorder = Recorder(seconds=0.05)
 

@@ -244,18 +244,18 @@ class Batcher:
             self.forget(pending)
 
     def forget(self, pending: Pending) -> None:
+        """No more calls for it: answered, past its deadline, or its client gone."""
         if pending in self.pending:
             self.pending.remove(pending)
             self.queued -= pending.rows - pending.started
-        if not pending.future.done():
-            pending.future.cancel()
 
     def expire(self, now: float) -> None:
-        """Drops the requests past their deadline (504) or whose client has gone, before a call starts."""
+        """Drops the requests past their deadline (504) before a call starts, should the worker come
+        round before their timers (``submit``'s) have fired."""
         for pending in list(self.pending):
-            if not pending.future.done() and now >= pending.deadline:
-                pending.future.set_exception(expired(self.deadline))
-            if pending.future.done():
+            if now >= pending.deadline:
+                if not pending.future.done():
+                    pending.future.set_exception(expired(self.deadline))
                 self.forget(pending)
 
     def take(self) -> list[tuple[Pending, int, int]]:
