@@ -96,6 +96,23 @@ def test_no_call_holds_more_work_than_its_bound_so_the_export_never_lowers_a_bea
     asyncio.run(together(Batcher(max_batch_size=512, max_wait=0.05), recorder, requests))
     assert per_call == 6 and recorder.calls == [per_call] * 20 and CALL_WORK <= MAX_WORK
     assert CALL_WORK >= 256 * MAX_BEAM_SIZE  # the longest sentence at the largest beam fits one call
+    recorder = Recorder()  # and is a call alone
+    asyncio.run(
+        together(Batcher(max_wait=0.05), recorder, [request(1, rows=3, width=255, beam=MAX_BEAM_SIZE)])
+    )
+    assert recorder.calls == [1, 1, 1]
+
+
+def test_a_request_the_export_would_refuse_even_at_beam_1_is_a_400_before_it_is_queued():
+    # 513 sentences of 256 pieces (EOS included): above MAX_WORK at beam 1.
+    recorder = Recorder()
+    [refused] = asyncio.run(
+        together(Batcher(max_wait=0.0), recorder, [request(1, rows=513, width=255, beam=1)])
+    )
+    assert isinstance(refused, ServingError) and refused.status == 400 and recorder.calls == []
+    assert str(refused) == f"request too large: sentences x source pieces must be at most {MAX_WORK}"
+    [fits] = asyncio.run(together(Batcher(max_wait=0.0), recorder, [request(1, rows=512, width=255, beam=1)]))
+    assert fits["first"].tolist() == [1] * 512
     recorder = Recorder()  # the same rows, short: merged
     asyncio.run(
         together(Batcher(max_batch_size=512, max_wait=0.05), recorder, [request(1, 60), request(2, 60)])

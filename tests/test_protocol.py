@@ -38,8 +38,10 @@ IDS = Signature(
     },
     {"ids": TensorInfo(tf.int32, (None, None), "ids:0")},
 )
+FIXED = Signature("fixed", None, {"rows": TensorInfo(tf.int32, (None, 300), "rows:0")},
+                  {"ids": TensorInfo(tf.int32, (None,), "ids:0")})  # fmt: skip
 SERVABLE = Servable(
-    "m", 3, None, {"translate": TEXT, "serving_default": ONE, "translate_ids": IDS}, 0.6, None
+    "m", 3, None, {"translate": TEXT, "serving_default": ONE, "translate_ids": IDS, "fixed": FIXED}, 0.6, None
 )
 
 
@@ -154,6 +156,15 @@ def test_malformed_requests_are_400s_that_say_what_is_wrong():
         {"signature_name": "translate_ids", "inputs": {"source_ids": [[1, 2], [3]], "source_lengths": [2, 1]}}
     )
     assert "must have 0 dimensions" in refused(decoding("[5]", "1"))
+    assert "must hold strings" in refused({"inputs": {}})  # one input: an empty object is its value
+    assert "same length" in refused({"inputs": [["a", "b"], ["c"]]})
+
+
+def test_a_fixed_dimension_is_checked_whatever_its_size():
+    assert parse({"signature_name": "fixed", "instances": [[0] * 300]})[1]["rows"].shape == (1, 300)
+    assert "input rows must have shape [None, 300], got [1, 299]" in refused(
+        {"signature_name": "fixed", "instances": [[0] * 299]}
+    )
 
 
 def test_answers_in_both_forms():
@@ -183,7 +194,7 @@ def test_status_and_metadata_are_tensorflow_servings():
     found = metadata(SERVABLE)
     assert found["model_spec"] == {"name": "m", "signature_name": "", "version": "3"}
     defs = found["metadata"]["signature_def"]["signature_def"]
-    assert list(defs) == ["serving_default", "translate", "translate_ids"]
+    assert list(defs) == ["fixed", "serving_default", "translate", "translate_ids"]
     beam = defs["translate"]["inputs"]["beam_size"]
     assert beam == {
         "dtype": "DT_INT32",
