@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.machine import matmul_rate, processor
-from pipeline.serving.load import flood_level, heavy_request, request, start_server, stop_server
+from pipeline.serving.load import flood_level, heavy_request, markdown, request, start_server, stop_server
 
 NAME = "gru_bahdanau"  # conftest's exported_tiny, served here under the name it was exported as
 SOURCES = ["Ein Hund läuft über eine Wiese.", "Zwei Kinder spielen im Sand."]
@@ -134,3 +134,21 @@ def test_sigterm_answers_every_request_accepted_refuses_new_ones_and_exits_0(mod
         printed = stop_server(server)
     assert {i: answers[i][0] for i in answers} == dict.fromkeys(range(len(bodies)), 200), printed[-2000:]
     assert code == 0, printed[-2000:]
+
+
+def test_servebench_writes_the_flood_row_beside_the_levels():
+    level = {"clients": 1, "requests": 300, "errors": 0, "requests_per_second": 15.0, "p50_ms": 30.0,
+             "p99_ms": 90.0, "mean_batch": 1.0, "peak_memory_mib": 800.0}  # fmt: skip
+    flood = {"clients": 16, "requests": 9, "p50_ms": 435.0, "p99_ms": 565.3, "alone_p50_ms": 31.9,
+             "alone_p99_ms": 127.3, "light_codes": {"200": 9}, "flood_codes": {"503": 100, "no answer": 4},
+             "peak_memory_mib": 900.0}  # fmt: skip
+    result = {"model": NAME, "version": 1, "pair": "de-en", "seconds_per_level": 4.0, "max_batch_size": 64,
+              "batch_wait_ms": 5.0, "ceiling_gflops": 100.0, "cpus": 2}  # fmt: skip
+    result.update(levels=[level], flood=flood)
+    text = markdown(result)
+    assert "| 1 | 300 | 0 | 15.0 | 30.0 | 90.0 | 1.0 | 800.0 |" in text
+    assert (
+        "while 16 others send the heaviest request the export accepts (64 sentences of 600 characters" in text
+    )
+    assert "| 16 | 9 | 31.9 | 127.3 | 435.0 | 565.3 | 9 x 200 | 100 x 503, 4 x no answer | 900.0 |" in text
+    assert "Flood" not in markdown({**result, "flood": None})
