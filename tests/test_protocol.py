@@ -170,6 +170,7 @@ def test_a_fixed_dimension_is_checked_whatever_its_size():
     assert "input rows must have shape [None, 300], got [1, 299]" in refused(
         {"signature_name": "fixed", "instances": [[0] * 299]}
     )
+    assert "got [1, 301]" in refused({"signature_name": "fixed", "instances": [[0] * 301]})
 
 
 def test_answers_in_both_forms():
