@@ -42,8 +42,12 @@ SAVED_DIR ?= saved_models
 REPORTS_DIR ?= reports/$(CORPUS_PREFIX)$(PAIR)/$(PRESET)
 COMPARE_DIR ?= $(REPORTS_DIR)
 BASELINE ?= gru_bahdanau
-# saved_models/gru_bahdanau for de-en, saved_models/gru_bahdanau_fr_en for fr-en
+# saved_models/gru_bahdanau_converge for de-en, saved_models/gru_bahdanau_converge_fr_en for fr-en:
+# one name per model, so the quick and converge models of a variant are two servables, never two
+# versions of one (the newer served, whichever is better). `best` and `best_en_de` are kept for the
+# ensemble. $(call MODEL_NAME,gru) is gru's; the ids-only twin is the same name with -ids.
 PAIR_SUFFIX = $(if $(filter-out de-en,$(PAIR)),_$(subst -,_,$(PAIR)))
+MODEL_NAME = $(CORPUS_PREFIX)$(1)_$(PRESET)$(PAIR_SUFFIX)
 
 PIPELINE = $(PYTHON) -m pipeline
 # A catalogue dataset's folder depends on its version, which only TFDS knows: the data stage
@@ -106,7 +110,7 @@ $(SPLIT_FILE): $(DATASET)
 # One variant: make train|export|evaluate VARIANT=lstm
 ## train one variant (VARIANT=) to its run folder
 train: $(RUNS_DIR)/$(VARIANT)/$(SUMMARY)
-## export one variant's SavedModel under saved_models/ (SAVED_DIR=)
+## export one variant's SavedModel as saved_models/<variant>_<preset> (SAVED_DIR=)
 export: $(RUNS_DIR)/$(VARIANT)/$(EXPORTED)
 # exported.txt is named beside test.json here and in $(COMPARE), so make never treats it as an
 # intermediate file: on a fresh clone its absence forces train and export even where the
@@ -121,7 +125,7 @@ $(RUNS_DIR)/%/$(SUMMARY): $(TOKENIZER)
 		--data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(RUNS_DIR)/$*
 
 $(RUNS_DIR)/%/$(EXPORTED): $(RUNS_DIR)/%/$(SUMMARY)
-	$(PIPELINE) export --run-dir $(RUNS_DIR)/$* --out $(SAVED_DIR)/$(CORPUS_PREFIX)$*$(PAIR_SUFFIX) --record $@
+	$(PIPELINE) export --run-dir $(RUNS_DIR)/$* --out $(SAVED_DIR)/$(call MODEL_NAME,$*) --record $@
 
 # Validation and test with the export's default decoding (beam 5), test also greedy; test.json last.
 EVALUATE = $(PIPELINE) evaluate --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --data-dir $(TFDS_DIR)

@@ -6,9 +6,9 @@
 # modules below, in place (leave the checkout alone meanwhile), and runs their fast in-process
 # tests (tests/mutation/*.toml); reports/mutation.md counts the mutants killed and says why each
 # survivor lives (tests/mutation/survivors.toml).
-MUTATE_MODULES ?= files checkpoints
+MUTATE_MODULES ?= files checkpoints batching protocol
 MUTATE_DIR = runs/mutation
-## mutation testing of checkpoints.py and files.py (MUTATE_MODULES=; not in make test)
+## mutation testing of files, checkpoints, serving's batching and protocol (MUTATE_MODULES=; not in make test)
 mutate: $(INSTALLED)
 	$(PYTHON) -m pip install --quiet -e '.[test,mutate]'
 	rm -rf $(MUTATE_DIR) && mkdir -p $(MUTATE_DIR)

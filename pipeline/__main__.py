@@ -342,14 +342,14 @@ def call_serve(args: Namespace, cfg: Config | None) -> None:
     from pipeline.serving.app import serve
 
     serve(args.model_dir, args.models, args.host, args.port, args.max_batch_size, args.batch_wait_ms,
-          args.max_queued, args.poll_seconds)  # fmt: skip
+          args.max_queued, args.poll_seconds, args.deadline_ms)  # fmt: skip
 
 
 def call_servebench(args: Namespace, cfg: Config | None) -> Path:
     from pipeline.serving.load import load_test
 
     return load_test(args.model_dir, args.model, args.pair, args.data_dir, args.out_dir, tuple(args.clients),
-                     args.seconds, args.port)  # fmt: skip
+                     args.seconds, args.port, flood_clients=args.flood_clients)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -528,14 +528,18 @@ STAGES: tuple[Stage, ...] = (
                help="sentences waiting, at most; more get 503 (default 2048)"),
         option("--poll-seconds", type=float, default=2.0,
                help="how often to look for new versions (default 2)"),
+        option("--deadline-ms", type=float, default=30000.0,
+               help="each request's deadline: unanswered by then, 504 (default 30000, TF Serving's)"),
     ), call_serve),
     Stage("servebench", "load-test the server: N concurrent clients, requests/s, latency, memory", (
         PAIR,
         option("--model-dir", type=Path, default=Path("saved_models"), help="holds <model>/<version>/"),
-        option("--model", required=True, help="the model to load-test, e.g. gru_bahdanau"),
+        option("--model", required=True, help="the model to load-test, e.g. gru_bahdanau_converge"),
         data_dir("the test split's sentences are sent from here"),
         option("--clients", type=positive, nargs="+", default=[1, 8, 32], help="levels (default 1 8 32)"),
         option("--seconds", type=float, default=20.0, help="per level (default 20)"),
+        option("--flood-clients", type=int, default=16,
+               help="clients sending the heaviest requests beside one (default 16; 0: no flood)"),
         option("--port", type=positive, default=8599, help="for the server it starts (default 8599)"),
         option("--out-dir", type=Path, default=Path("reports"), help="where serve.json and serve.md go"),
     ), call_servebench),

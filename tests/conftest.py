@@ -163,13 +163,15 @@ def exported_tiny(tiny_run, tmp_path_factory) -> Path:
 @dataclass(frozen=True)
 class Served:
     port: int
-    models: Path  # the folder served: gru_bahdanau, gru_bahdanau-ids and gru
+    models: Path  # the folder served: gru_bahdanau_converge (-ids), gru_bahdanau_quick and gru_converge
 
 
 @pytest.fixture(scope="session")
 def served(exported_tiny, spm_model, tmp_path_factory):
-    """``make serve`` over three tiny models: gru_bahdanau and its ids servable (a copy of
-    ``exported_tiny``) and gru, a single context vector. Stopped with Ctrl-C (SIGINT) at the end."""
+    """``make serve`` over four tiny models, named as the Makefile names them: gru_bahdanau_converge
+    and its ids servable (copies of ``exported_tiny``), gru_bahdanau_quick beside it (another copy:
+    two presets of one variant, two names) and gru_converge, a single context vector. Stopped with
+    Ctrl-C (SIGINT) at the end."""
     import shutil
     import signal
     import socket
@@ -187,15 +189,17 @@ def served(exported_tiny, spm_model, tmp_path_factory):
     from pipeline.training.train import BEST_WEIGHTS, CONFIG, TOKENIZER
 
     models = tmp_path_factory.mktemp("served")
-    for name in ("gru_bahdanau", "gru_bahdanau-ids"):
-        shutil.copytree(exported_tiny.parent.parent / name, models / name)
+    copies = {"gru_bahdanau_converge": "gru_bahdanau", "gru_bahdanau_converge-ids": "gru_bahdanau-ids",
+              "gru_bahdanau_quick": "gru_bahdanau"}  # fmt: skip
+    for name, exported in copies.items():
+        shutil.copytree(exported_tiny.parent.parent / exported, models / name)
     single = tmp_path_factory.mktemp("gru_run")
     cfg = make_config("tiny", variant="gru")
     keras.utils.set_random_seed(0)
     build_model(cfg.model, load_tokenizer(spm_model).vocab_size()).save_weights(single / BEST_WEIGHTS)
     save_config(cfg, single / CONFIG)
     shutil.copyfile(spm_model, single / TOKENIZER)
-    export(single, models / "gru")
+    export(single, models / "gru_converge")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

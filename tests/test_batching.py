@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.serving.batching import MAX_WORK, Batcher
+from pipeline.decoding.export import MAX_BEAM_SIZE, MAX_WORK
+from pipeline.serving.batching import CALL_WORK, Batcher
 from pipeline.serving.repository import Servable, ServingError, TensorInfo
 
 IDS = {
@@ -20,17 +21,19 @@ IDS = {
 
 
 class Recorder:
-    """A signature that returns each row's first id and length, and remembers the batches it saw."""
+    """A signature that returns each row's first id and length, and remembers the batches it saw;
+    it takes ``seconds`` a row."""
 
     name = "translate_ids"
     inputs = IDS
 
     def __init__(self, seconds: float = 0.0, fail_on: int | None = None):
         self.calls: list[int] = []
+        self.firsts: list[list[int]] = []  # each call's first ids: whose rows ran when
         self.seconds, self.fail_on = seconds, fail_on
 
     def __call__(self, inputs: dict) -> dict:
-        time.sleep(self.seconds)
+        time.sleep(self.seconds * len(inputs["source_ids"]))
         if self.fail_on is not None and (inputs["source_ids"] == self.fail_on).any():
             message = (
                 "Graph execution error:\n\nDetected at node a/Assert defined at (most recent call last):\n"
@@ -39,6 +42,7 @@ class Recorder:
             )
             raise tf.errors.InvalidArgumentError(None, None, message)
         self.calls.append(len(inputs["source_ids"]))
+        self.firsts.append(sorted(set(inputs["source_ids"][:, 0].tolist())))
         return {"first": inputs["source_ids"][:, 0] * 1, "lengths": inputs["source_lengths"] + 0}
 
 
@@ -84,18 +88,153 @@ def test_a_batch_holds_at_most_max_batch_size_examples():
     assert recorder.calls == [4, 4, 2]
 
 
-def test_merging_never_makes_a_batch_the_export_would_search_with_a_lower_beam():
-    # Sources of 255 pieces (256 with EOS) at beam 5: 1280 of MAX_WORK per row, so 102 rows fit.
-    fit = MAX_WORK // (256 * 5)
+def test_no_call_holds_more_work_than_its_bound_so_the_export_never_lowers_a_beam():
+    # Sources of 255 pieces (256 with EOS) at beam 5: 1280 of work per row, so 6 rows of CALL_WORK.
+    per_call = CALL_WORK // (256 * 5)
     recorder = Recorder()
     requests = [request(1, rows=60, width=255), request(2, rows=60, width=255)]
     asyncio.run(together(Batcher(max_batch_size=512, max_wait=0.05), recorder, requests))
-    assert recorder.calls == [60, 60] and 60 <= fit < 120
+    assert per_call == 6 and recorder.calls == [per_call] * 20 and CALL_WORK <= MAX_WORK
+    assert CALL_WORK >= 256 * MAX_BEAM_SIZE  # the longest sentence at the largest beam fits one call
+    recorder = Recorder()  # and is a call alone
+    asyncio.run(
+        together(Batcher(max_wait=0.05), recorder, [request(1, rows=3, width=255, beam=MAX_BEAM_SIZE)])
+    )
+    assert recorder.calls == [1, 1, 1]
+
+
+def test_a_request_the_export_would_refuse_even_at_beam_1_is_a_400_before_it_is_queued():
+    # 513 sentences of 256 pieces (EOS included): above MAX_WORK at beam 1.
+    recorder = Recorder()
+    [refused] = asyncio.run(
+        together(Batcher(max_wait=0.0), recorder, [request(1, rows=513, width=255, beam=1)])
+    )
+    assert isinstance(refused, ServingError) and refused.status == 400 and recorder.calls == []
+    assert str(refused) == f"request too large: sentences x source pieces must be at most {MAX_WORK}"
+    [fits] = asyncio.run(together(Batcher(max_wait=0.0), recorder, [request(1, rows=512, width=255, beam=1)]))
+    assert fits["first"].tolist() == [1] * 512
     recorder = Recorder()  # the same rows, short: merged
     asyncio.run(
         together(Batcher(max_batch_size=512, max_wait=0.05), recorder, [request(1, 60), request(2, 60)])
     )
     assert recorder.calls == [120]
+
+
+def test_a_request_larger_than_a_call_runs_as_several_and_gets_all_its_rows_in_order():
+    recorder = Recorder()
+    ids = np.arange(30, dtype=np.int32)[:, None] + np.zeros((1, 3), np.int32)  # row i starts with i
+    inputs = {
+        "source_ids": ids,
+        "source_lengths": np.arange(30, dtype=np.int32) % 3 + 1,
+        "beam_size": np.array(5),
+    }
+    batcher = Batcher(max_wait=0.0, call_work=8 * 4 * 5)  # 8 rows of 4 pieces (EOS included) at beam 5
+    [answer] = asyncio.run(together(batcher, recorder, [inputs]))
+    assert recorder.calls == [8, 8, 8, 6]
+    assert answer["first"].tolist() == list(range(30))
+    assert answer["lengths"].tolist() == (np.arange(30) % 3 + 1).tolist()
+
+
+def test_calls_of_different_requests_take_turns_so_a_small_one_never_waits_behind_a_large_one():
+    recorder = Recorder(seconds=0.02)
+
+    async def scenario():
+        batcher = Batcher(max_wait=0.0, call_work=4 * 4 * 5)  # 4 rows a call
+        worker = asyncio.create_task(batcher.run())
+        large = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(1, rows=40)))
+        await asyncio.sleep(0.05)  # a few of its ten calls have run
+        small = await batcher.submit(SERVABLE, recorder, request(2, beam=1))  # never merged with it
+        await large
+        worker.cancel()
+        return small
+
+    small = asyncio.run(scenario())
+    assert small["first"].tolist() == [2]
+    assert recorder.firsts.index([2]) <= 5, recorder.firsts  # after the call running, not the ten
+
+
+def test_a_request_past_its_deadline_gets_504_its_work_is_not_started_and_the_next_runs():
+    recorder = Recorder(seconds=0.2)
+
+    async def scenario():
+        batcher = Batcher(max_wait=0.0, deadline=0.3)
+        worker = asyncio.create_task(batcher.run())
+        answers = await asyncio.gather(
+            *(batcher.submit(SERVABLE, recorder, request(i, beam=1 + i)) for i in range(3)),  # three calls
+            return_exceptions=True,
+        )
+        queued = batcher.queued
+        recorder.seconds = 0.0
+        after = await batcher.submit(SERVABLE, recorder, request(9))
+        worker.cancel()
+        return answers, queued, after
+
+    answers, queued, after = asyncio.run(scenario())
+    assert answers[0]["first"].tolist() == [0]
+    late = answers[1:]  # the second ran past the deadline; the third was still queued at it
+    assert [(type(e), e.status) for e in late] == [(ServingError, 504)] * 2
+    assert "Deadline Exceeded" in str(late[1]) and "0.3 s" in str(late[1])
+    assert [2] not in recorder.firsts and queued == 0  # the third never ran, and left the queue
+    assert after["first"].tolist() == [9]
+
+
+def test_no_call_starts_for_a_request_past_its_deadline_even_before_its_timer_fires():
+    recorder = Recorder()
+
+    async def scenario():
+        batcher = Batcher(max_wait=0.0, deadline=10.0)
+        waiting = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(1)))
+        await asyncio.sleep(0)  # queued; no worker yet
+        batcher.expire(time.monotonic() + 10.5)  # the worker coming round late, past the deadline
+        with pytest.raises(ServingError) as late:
+            await asyncio.wait_for(waiting, 1.0)  # at once, not at its timer 10 s on
+        return late.value, batcher
+
+    late, batcher = asyncio.run(scenario())
+    assert late.status == 504 and not batcher.pending and batcher.queued == 0 and recorder.calls == []
+
+
+def test_a_request_whose_client_went_away_runs_no_more_calls():
+    recorder = Recorder(seconds=0.05)
+
+    async def scenario():
+        batcher = Batcher(max_wait=0.0, call_work=4 * 4 * 5)
+        worker = asyncio.create_task(batcher.run())
+        gone = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(1, rows=40)))
+        await asyncio.sleep(0.08)
+        gone.cancel()  # what the application does when the client disconnects
+        await asyncio.sleep(0.2)
+        worker.cancel()
+        return batcher
+
+    batcher = asyncio.run(scenario())
+    assert len(recorder.calls) <= 3 and batcher.queued == 0 and not batcher.pending
+
+
+def test_a_request_that_cannot_finish_within_its_deadline_gets_503_at_once_and_the_queue_goes_on():
+    recorder = Recorder(seconds=0.05)
+
+    async def scenario():
+        batcher = Batcher(max_wait=0.0, deadline=1.0)
+        worker = asyncio.create_task(batcher.run())
+        # The first call of a key is not timed (it optimises the graph); then one of 1 row and one of
+        # 4: 0.05 s a call and 0.05 s for each 20 of work beyond the first row's.
+        for rows in (1, 1, 4):
+            await batcher.submit(SERVABLE, recorder, request(1, rows=rows))
+        queued = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(5, beam=1)))
+        await asyncio.sleep(0)
+        began = time.monotonic()
+        with pytest.raises(ServingError) as shed:  # 64 rows take 3.2 s
+            await batcher.submit(SERVABLE, recorder, request(6, rows=64))
+        seconds = time.monotonic() - began
+        small = await batcher.submit(SERVABLE, recorder, request(7))  # 0.1 s of work: admitted
+        answer = await queued
+        worker.cancel()
+        return shed.value, seconds, small, answer
+
+    shed, seconds, small, answer = asyncio.run(scenario())
+    assert shed.status == 503 and "beyond its 1 s deadline" in str(shed) and seconds < 0.05
+    assert small["first"].tolist() == [7] and answer["first"].tolist() == [5]
 
 
 def test_waiting_examples_are_bounded_and_a_refused_request_does_not_stop_the_others():

@@ -71,8 +71,8 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     assert "\r" not in first.stdout and "\x1b" not in first.stdout
 
     for variant in VARIANTS:
-        assert (tmp_path / "saved" / variant / "1" / "saved_model.pb").is_file()
-        assert (tmp_path / "saved" / f"{variant}-ids" / "1" / "saved_model.pb").is_file()
+        assert (tmp_path / "saved" / f"{variant}_tiny" / "1" / "saved_model.pb").is_file()
+        assert (tmp_path / "saved" / f"{variant}_tiny-ids" / "1" / "saved_model.pb").is_file()
         greedy = json.loads(
             (tmp_path / "reports" / variant / layout.result("test", layout.GREEDY)).read_text()
         )
@@ -98,7 +98,7 @@ def test_make_all_runs_every_stage_once(tmp_path, shared_corpus):
     second = make("all", tmp_path, shared_corpus)  # everything is up to date: no stage runs again
     assert second.returncode == 0, second.stderr[-3000:]
     assert "-m pipeline" not in second.stdout
-    assert not (tmp_path / "saved" / "gru_bahdanau" / "2").exists()
+    assert not (tmp_path / "saved" / "gru_bahdanau_tiny" / "2").exists()
     (tmp_path / "installed").touch()  # a reinstall (setup.cfg changed) leaves every stage up to date
     third = make("all", tmp_path, shared_corpus)
     assert third.returncode == 0 and "-m pipeline" not in third.stdout, third.stdout[-3000:]
@@ -223,6 +223,28 @@ def test_make_help_lists_every_target_with_its_comment(tmp_path):
     assert ".DEFAULT_GOAL := all" in database.splitlines()
 
 
+def test_each_preset_and_pair_exports_under_a_name_of_its_own_and_make_serve_passes_the_flags(tmp_path):
+    # The quick and converge models of one variant are two servables, never versions of one.
+    names = {}
+    for preset in ("quick", "converge"):
+        for pair in ("de-en", "en-de"):
+            plan = dry_run(f"{tmp_path}/runs/gru/{layout.EXPORTED}", tmp_path, PRESET=preset, PAIR=pair,
+                           RUNS_DIR=tmp_path / "runs")  # fmt: skip
+            [line] = [line for line in plan if "-m pipeline export" in line]
+            names[preset, pair] = Path(line.split("--out ")[1].split()[0]).name
+    assert names == {
+        ("quick", "de-en"): "gru_quick",
+        ("quick", "en-de"): "gru_quick_en_de",
+        ("converge", "de-en"): "gru_converge",
+        ("converge", "en-de"): "gru_converge_en_de",
+    }
+    assert not {"best", "best_en_de"} & set(names.values())  # the ensemble's
+    flags = "--deadline-ms 5000 --max-batch-size 8"
+    plan = dry_run("serve", tmp_path, SERVE_MODELS="gru_quick gru_converge", SERVE_FLAGS=flags)
+    [serve] = [line for line in plan if "-m pipeline serve" in line]
+    assert "--models gru_quick gru_converge --deadline-ms 5000 --max-batch-size 8" in serve
+
+
 @pytest.mark.slow
 def test_a_reversed_direction_prepares_trains_and_exports(tmp_path, shared_corpus):
     # The data, tokenizer, run and SavedModel names carry the pair.
@@ -232,7 +254,7 @@ def test_a_reversed_direction_prepares_trains_and_exports(tmp_path, shared_corpu
     assert (tmp_path / "data" / "spm" / "en-de-tiny" / layout.TOKENIZER).is_file()
     summary = json.loads((tmp_path / "runs" / "gru" / layout.SUMMARY).read_text())
     assert summary["epochs"] == 1
-    for servable in ("gru_en_de", "gru_en_de-ids"):
+    for servable in ("gru_tiny_en_de", "gru_tiny_en_de-ids"):
         assert (tmp_path / "saved" / servable / "1" / "saved_model.pb").is_file()
     config = json.loads((tmp_path / "runs" / "gru" / layout.CONFIG).read_text())
     assert config["pair"] == "en-de"

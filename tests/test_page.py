@@ -16,21 +16,26 @@ SENTENCE = "Ein Hund läuft über eine Wiese."
 
 
 def test_the_page_translates_a_typed_sentence_and_draws_the_attention(served, tmp_path):
-    port = served.port  # conftest: make serve over gru_bahdanau (attention), gru (none) and an ids servable
+    port = (
+        served.port
+    )  # conftest: make serve over gru_bahdanau_converge (attention), gru_converge (none), ...
     screenshot = tmp_path / "page.png"
-    shown = translate_on_page(port, SENTENCE, ["gru", "gru_bahdanau"], screenshot)
-    assert set(shown) == {"gru", "gru_bahdanau"}  # side by side; the -ids servables have no align
-    for model in ("gru", "gru_bahdanau"):
+    shown = translate_on_page(port, SENTENCE, ["gru_converge", "gru_bahdanau_converge"], screenshot)
+    assert set(shown) == {
+        "gru_converge",
+        "gru_bahdanau_converge",
+    }  # side by side; the -ids servables have no align
+    for model in ("gru_converge", "gru_bahdanau_converge"):
         inputs = {"sources": [SENTENCE], "beam_size": 5, "length_penalty": 0.6}
         answer = request(port, f"/v1/models/{model}:predict", {"signature_name": "align", "inputs": inputs})[
             1
         ]
         assert shown[model]["translation"] == answer["outputs"]["translations"][0].strip()
-    attention = shown["gru_bahdanau"]
+    attention = shown["gru_bahdanau_converge"]
     assert attention["map"] and attention["source"][-1] == "</s>"
-    assert attention["source"] == [p for p in answer_pieces(port, "gru_bahdanau") if p]
+    assert attention["source"] == [p for p in answer_pieces(port, "gru_bahdanau_converge") if p]
     assert attention["cells"] == len(attention["source"]) * len(attention["output"]) > 0
-    assert not shown["gru"]["map"] and "single context vector" in shown["gru"]["note"]
+    assert not shown["gru_converge"]["map"] and "single context vector" in shown["gru_converge"]["note"]
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

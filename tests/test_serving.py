@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shlex
@@ -14,14 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.decoding.export import export
+from pipeline.decoding.export import MAX_BEAM_SIZE, export
 from pipeline.serving.load import request
 from pipeline.tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["Ein Hund läuft über eine Wiese.", "Zwei Kinder spielen im Sand."]
-NAME = "gru_bahdanau"  # the README's model name: its curl exchange runs here unchanged
+NAME = "gru_bahdanau_converge"  # the README's model name: its curl exchange runs here unchanged
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +137,12 @@ def test_align_gives_the_pieces_the_weights_are_over(server):
     np.testing.assert_allclose(weights[:n].sum(axis=1), 1.0, atol=1e-4)  # a distribution per output piece
 
 
+def decoding(beam: str, penalty: str) -> bytes:
+    """A translate request with these JSON tokens (NaN and Infinity are not JSON, but Python reads them)."""
+    body = f'{{"signature_name": "translate", "inputs": {{"sources": ["a"], "beam_size": {beam}, '
+    return (body + f'"length_penalty": {penalty}}}}}').encode()
+
+
 BAD = [
     (b"{not json", 400, "JSON Parse error"),
     (b"[1, 2]", 400, "must be a JSON object"),
@@ -147,6 +155,27 @@ BAD = [
      "missing input length_penalty"),
     (json.dumps({"signature_name": "translate", "inputs": {"sources": ["a"], "beam_size": 1.5,
                                                            "length_penalty": 1}}), 400, "whole numbers"),
+    # The decoding values the export cannot use, each named (Python's json reads NaN and Infinity).
+    (decoding("5", "NaN"),
+     400, "input length_penalty must be finite"),
+    (decoding("5", "Infinity"),
+     400, "input length_penalty must be finite"),
+    (decoding("5", "-Infinity"),
+     400, "input length_penalty must be finite"),
+    (decoding("5", "-0.5"),
+     400, "input length_penalty must be finite, from 0 to 10"),
+    (decoding("5", "1e9"),
+     400, "input length_penalty must be finite, from 0 to 10"),
+    (decoding("0", "1"),
+     400, "input beam_size must be at least 1"),
+    (decoding("NaN", "1"),
+     400, "input beam_size"),
+    (decoding("2.5", "1"),
+     400, "input beam_size must hold whole numbers"),
+    (decoding('"5"', "1"),
+     400, "input beam_size must hold numbers"),
+    (decoding("true", "1"),
+     400, "input beam_size must hold numbers"),
     (json.dumps({"instances": ["a"], "inputs": ["b"]}), 400, "exactly one of"),
     (json.dumps({"instances": []}), 400, "non-empty list"),
     # Many pieces under any tokenizer: a run of characters it does not know is one piece, but
@@ -176,7 +205,7 @@ def test_unknown_models_paths_and_methods_are_json_errors(server):
         404,
         {"error": "Servable not found for request: Latest(nope)"},
     )
-    status, body = request(server, "/v1/models/gru_bahdanau:explain", {"instances": ["a"]})
+    status, body = request(server, f"/v1/models/{NAME}:explain", {"instances": ["a"]})
     assert status == 404 and "no such endpoint" in body["error"]
     status, body = request(server, f"/v1/models/{NAME}:predict")  # GET
     assert status == 405 and "POST" in body["error"]
@@ -204,6 +233,74 @@ def test_concurrent_requests_are_batched_and_answered_as_if_alone(server):
     after = request(server, "/page/stats")[1]
     assert after["examples"] - before["examples"] == 16
     assert after["batches"] - before["batches"] < 16  # some of them shared a call
+
+
+def test_a_clamped_beam_is_searched_at_the_largest_and_the_answer_says_so(server):
+    inputs = {"sources": SOURCES[:1], "beam_size": 100_000, "length_penalty": 0.6}
+    status, body = post(server, NAME, {"signature_name": "translate", "inputs": inputs})
+    assert status == 200 and body["outputs"]["beam_size"] == [MAX_BEAM_SIZE]
+
+
+def test_the_quick_and_converge_models_of_one_variant_are_served_side_by_side_under_two_names(server):
+    models = {m["name"] for m in request(server, "/page/models")[1]["models"]}
+    assert {"gru_bahdanau_quick", "gru_bahdanau_converge"} <= models
+    for name in ("gru_bahdanau_quick", "gru_bahdanau_converge"):
+        assert request(server, f"/v1/models/{name}")[1]["model_version_status"][0]["version"] == "1"
+        assert post(server, name, {"instances": SOURCES[:1]})[0] == 200
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample's value in Prometheus's text format (0 when absent, as a counter not yet touched)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def scrape(port: int) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/monitoring/prometheus/metrics")
+        response = connection.getresponse()
+        assert response.status == 200 and response.getheader("content-type").startswith("text/plain")
+        return response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_the_metrics_endpoint_counts_requests_by_model_signature_and_code(server):
+    before = scrape(server)
+    ok = {"model": NAME, "signature": "translate", "code": "200"}
+    bad = {"model": NAME, "signature": "translate", "code": "400"}
+    inputs = {"sources": SOURCES, "beam_size": 2, "length_penalty": 0.6}
+    for _ in range(3):
+        assert post(server, NAME, {"signature_name": "translate", "inputs": inputs})[0] == 200
+    wrong = {**inputs, "length_penalty": -1}
+    assert post(server, NAME, {"signature_name": "translate", "inputs": wrong})[0] == 400
+    after = scrape(server)
+    assert (
+        metric(after, "nmt_serving_requests_total", **ok) - metric(before, "nmt_serving_requests_total", **ok)
+        == 3
+    )
+    assert (
+        metric(after, "nmt_serving_requests_total", **bad)
+        - metric(before, "nmt_serving_requests_total", **bad)
+        == 1
+    )
+    latency = "nmt_serving_request_latency_seconds_count"
+    assert (
+        metric(after, latency, model=NAME, signature="translate")
+        - metric(before, latency, model=NAME, signature="translate")
+        == 4
+    )
+    sentences = metric(after, "nmt_serving_call_sentences_sum") - metric(
+        before, "nmt_serving_call_sentences_sum"
+    )
+    assert sentences == 6  # the three 200s, two sentences each; the 400 never reached a call
+    assert metric(after, "nmt_serving_queued_sentences") == 0
+    assert metric(after, "nmt_serving_model_version", model="gru_converge") == 1
+    assert metric(after, "nmt_serving_model_versions_failed", model=NAME) == 0
 
 
 def test_a_new_version_is_served_once_it_appears(served, tiny_run):

@@ -4,6 +4,11 @@ Each client sends one test sentence per request (row form, ``serving_default``: 
 tuned length penalty) and waits for the answer before sending the next, for ``seconds``. The
 server is started as its own process, as ``make serve`` starts it, so that its peak memory
 (``VmHWM``) is its own. Clients and server share the machine's cores, as they would on one host.
+
+The flood level: one client sends one-sentence requests while ``FLOOD_CLIENTS`` others send the
+heaviest requests the export accepts (``HEAVY_SENTENCES`` sentences of ``HEAVY_CHARACTERS``
+characters at the largest beam); its latency is set beside its latency alone, with the status
+codes the flood got.
 """
 
 from __future__ import annotations
@@ -17,16 +22,23 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import corpus, layout
-from pipeline.constants import IDS_SUFFIX
+from pipeline.constants import DEFAULT_LENGTH_PENALTY, IDS_SUFFIX
+from pipeline.decoding.export import MAX_BEAM_SIZE
 from pipeline.errors import UserError
 from pipeline.files import saved_model_dir, write_json, write_text
 from pipeline.machine import matmul_rate
 from pipeline.tokenizer import load_tokenizer
+
+FLOOD_CLIENTS = 16
+BACKOFF_SECONDS = 0.5  # a flood client told 503 (try again later) waits this long before it does
+HEAVY_SENTENCES = 64
+HEAVY_CHARACTERS = 600
 
 
 def request(port: int, path: str, body: dict | None = None, timeout: float = 120.0) -> tuple[int, dict]:
@@ -130,6 +142,76 @@ def one_level(port: int, model: str, sentences: list[str], clients: int, seconds
     }
 
 
+def heavy_request(sentences: list[str]) -> dict:
+    """The heaviest request the export accepts in full: HEAVY_SENTENCES sentences of
+    HEAVY_CHARACTERS characters (test sentences end to end), at the largest beam."""
+    text = " ".join(sentences[:50])
+    long = (text * (HEAVY_CHARACTERS // max(len(text), 1) + 1))[:HEAVY_CHARACTERS]
+    inputs = {"sources": [long] * HEAVY_SENTENCES, "beam_size": MAX_BEAM_SIZE,
+              "length_penalty": DEFAULT_LENGTH_PENALTY}  # fmt: skip
+    return {"signature_name": "translate", "inputs": inputs}
+
+
+def percentiles(seconds: list[float]) -> dict:
+    done = np.array(seconds) * 1000
+    if not done.size:
+        return {"p50_ms": None, "p99_ms": None}
+    return {
+        "p50_ms": round(float(np.percentile(done, 50)), 1),
+        "p99_ms": round(float(np.percentile(done, 99)), 1),
+    }
+
+
+def flood_level(port: int, model: str, sentences: list[str], seconds: float, clients: int = FLOOD_CLIENTS,
+                patience: float = 120.0) -> dict:  # fmt: skip
+    """One client's one-sentence requests alone for ``seconds``, then again while ``clients`` others
+    send heavy requests back to back: its p50 and p99 both ways, and the codes each side got. A
+    heavy client waits for an answer until ``patience`` seconds after the flood ends, then gives up
+    and closes the connection ("no answer"), as a client with a timeout does; one told 503 waits
+    ``BACKOFF_SECONDS`` before it sends again."""
+    warm = heavy_request(sentences)
+    warm["inputs"]["sources"] = warm["inputs"]["sources"][:1]
+    request(port, f"/v1/models/{model}:predict", warm)  # the first call of a signature optimises its graph
+    alone = one_level(port, model, sentences, 1, seconds)
+    light: list[float] = []
+    codes: dict[str, Counter] = {"light": Counter(), "flood": Counter()}
+    stop = time.monotonic() + seconds
+    heavy = heavy_request(sentences)
+
+    def send(side: str, body: dict, timeout: float = 120.0) -> tuple[int, float]:
+        began = time.perf_counter()
+        try:
+            status, _ = request(port, f"/v1/models/{model}:predict", body, timeout)
+        except OSError:  # a timeout too
+            status = 0
+        codes[side][str(status) if status else "no answer"] += 1
+        return status, time.perf_counter() - began
+
+    def flood() -> None:
+        while time.monotonic() < stop:
+            status, _ = send("flood", heavy, max(stop - time.monotonic(), 0.0) + patience)
+            if status == 503:
+                time.sleep(BACKOFF_SECONDS)
+
+    def client() -> None:
+        sent = 0
+        while time.monotonic() < stop:
+            status, seconds = send("light", {"instances": [sentences[sent % len(sentences)]]})
+            if status == 200:
+                light.append(seconds)
+            sent += 1
+
+    threads = [threading.Thread(target=flood) for _ in range(clients)] + [threading.Thread(target=client)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"clients": clients, "requests": len(light), **percentiles(light),
+            "alone_p50_ms": alone["p50_ms"], "alone_p99_ms": alone["p99_ms"],
+            "light_codes": dict(sorted(codes["light"].items())),
+            "flood_codes": dict(sorted(codes["flood"].items()))}  # fmt: skip
+
+
 def load_test(
     model_dir: Path,
     model: str,
@@ -141,8 +223,10 @@ def load_test(
     port: int = 8599,
     max_batch_size: int = 64,
     batch_wait_ms: float = 5.0,
+    flood_clients: int = FLOOD_CLIENTS,
 ) -> Path:
-    """Measures each level in turn against one server; writes ``serve.json`` and ``serve.md``."""
+    """Measures each level in turn against one server, then the flood (unless ``flood_clients`` is 0);
+    writes ``serve.json`` and ``serve.md``."""
     sentences, _ = corpus.read_split(pair, "test", data_dir)
     ceiling = round(matmul_rate(), 1)  # before the server starts: the machine alone
     ids_model = model + IDS_SUFFIX
@@ -159,6 +243,10 @@ def load_test(
             row["peak_memory_mib"] = peak_memory_mib(server.pid)
             rows.append(row)
             print(f"{clients} clients: {row}", flush=True)
+        flood = flood_level(port, model, sentences, seconds, flood_clients) if flood_clients else None
+        if flood:
+            flood["peak_memory_mib"] = peak_memory_mib(server.pid)
+            print(f"flood: {flood}", flush=True)
         sp = load_tokenizer(saved_model_dir(model_dir / model) / "assets" / layout.TOKENIZER)
         write_text(
             out_dir / layout.SERVE_EXCHANGE,
@@ -176,6 +264,7 @@ def load_test(
         "ceiling_gflops": ceiling,
         "cpus": os.cpu_count(),
         "levels": rows,
+        "flood": flood,
     }
     write_text(out_dir / layout.SERVE_MD, markdown(result))
     return write_json(out_dir / layout.SERVE_JSON, result)
@@ -220,4 +309,24 @@ def markdown(result: dict) -> str:
             "peak_memory_mib")  # fmt: skip
     for r in result["levels"]:
         lines.append("| " + " | ".join(str(r[k]) for k in keys) + " |")
+    if result.get("flood"):
+        lines += ["", *flood_markdown(result["flood"], result["pair"])]
     return "\n".join(lines) + "\n"
+
+
+def flood_markdown(flood: dict, pair: str) -> list[str]:
+    """The flood level's row: one client's latency beside its latency alone, and the flood's codes."""
+    codes = ", ".join(f"{n} x {code}" for code, n in flood["flood_codes"].items())
+    return [
+        f"Flood: one client sends one {pair} test sentence per request while {flood['clients']} others send "
+        f"the heaviest request the export accepts ({HEAVY_SENTENCES} sentences of {HEAVY_CHARACTERS} "
+        f"characters, beam {MAX_BEAM_SIZE}) back to back; the one client alone first, for as long.",
+        "",
+        "| flood clients | one-sentence requests | p50 ms alone | p99 ms alone | p50 ms in the flood "
+        "| p99 ms in the flood | one-sentence codes | flood codes | peak MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {flood['clients']} | {flood['requests']} | {flood['alone_p50_ms']} | {flood['alone_p99_ms']} | "
+        f"{flood['p50_ms']} | {flood['p99_ms']} | "
+        f"{', '.join(f'{n} x {c}' for c, n in flood['light_codes'].items())} | {codes} | "
+        f"{flood.get('peak_memory_mib')} |",
+    ]

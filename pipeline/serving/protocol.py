@@ -12,6 +12,11 @@ inputs in one of two forms:
 
 A scalar input (``beam_size``) has no example dimension, so only the columnar form can send
 it, as in TensorFlow Serving. Strings are UTF-8 text, or ``{"b64": ...}`` for bytes.
+
+The decoding values are checked before any work: a length penalty must be a finite number from 0
+to ``MAX_LENGTH_PENALTY`` and a beam size a whole number of at least 1, or the request gets a 400
+that names the input. A beam above ``MAX_BEAM_SIZE`` is searched at that size, as the export does,
+and the output ``beam_size`` says so.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
+from pipeline.decoding.export import MAX_BEAM_SIZE, MAX_LENGTH_PENALTY
 from pipeline.serving.repository import Servable, ServingError, Signature, TensorInfo
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -98,16 +104,23 @@ def signature_of(servable: Servable, request: dict) -> Signature:
 def parse_predict(servable: Servable, body: bytes) -> tuple[Signature, dict[str, np.ndarray], str]:
     """The signature, its inputs as arrays, and the form (``row`` or ``columnar``) of a request."""
     request = parse_json(body)
+    signature = signature_of(servable, request)
+    return signature, *parse_inputs(signature, request)
+
+
+def parse_inputs(signature: Signature, request: dict) -> tuple[dict[str, np.ndarray], str]:
+    """The inputs of a request for ``signature`` as arrays, and its form (``row`` or ``columnar``)."""
     if ("instances" in request) == ("inputs" in request):
         raise bad('the request must have exactly one of "instances" (row form) or "inputs" (columnar form)')
-    signature = signature_of(servable, request)
     names = list(signature.inputs)
     if "inputs" in request:
         given = request["inputs"]
         if not (isinstance(given, dict) and len(names) > 1):  # one input: the value itself, or {name: value}
             given = given if isinstance(given, dict) and set(given) == set(names) else {names[0]: given}
         check_names(given, names)
-        return signature, {k: to_array(given[k], signature.inputs[k], k) for k in names}, "columnar"
+        inputs = {k: to_array(given[k], signature.inputs[k], k) for k in names}
+        check_decoding(inputs)
+        return inputs, "columnar"
     instances = request["instances"]
     if not isinstance(instances, list) or not instances:
         raise bad('"instances" must be a non-empty list, one item per example')
@@ -123,7 +136,23 @@ def parse_predict(servable: Servable, body: bytes) -> tuple[Signature, dict[str,
         if not isinstance(item, dict):
             raise bad(f"each instance must be an object with the inputs {', '.join(names)}")
         check_names(item, names)
-    return signature, {k: to_array([i[k] for i in instances], signature.inputs[k], k) for k in names}, "row"
+    return {k: to_array([i[k] for i in instances], signature.inputs[k], k) for k in names}, "row"
+
+
+def check_decoding(inputs: dict[str, np.ndarray]) -> None:
+    """A 400 for the decoding values the export cannot use; NaN would pass JSON (Python reads NaN and
+    Infinity) and the export would replace it unseen."""
+    if "length_penalty" in inputs:
+        penalty = float(inputs["length_penalty"])
+        if not (math.isfinite(penalty) and 0.0 <= penalty <= MAX_LENGTH_PENALTY):
+            raise bad(
+                f"input length_penalty must be finite, from 0 to {MAX_LENGTH_PENALTY:g}, got {penalty:g}"
+            )
+    if "beam_size" in inputs and int(inputs["beam_size"]) < 1:
+        raise bad(
+            f"input beam_size must be at least 1 (a larger one than {MAX_BEAM_SIZE} is searched at "
+            f"{MAX_BEAM_SIZE}), got {int(inputs['beam_size'])}"
+        )
 
 
 def check_names(given: dict, names: list[str]) -> None:
