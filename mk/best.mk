@@ -67,7 +67,7 @@ $(RUNS_DIR)/distilled-%/$(SUMMARY): $(TOKENIZER) $(TEACHER)
 	$(PIPELINE) train --corpus $(CORPUS) --pair $(PAIR) --preset $(PRESET) --variant $* \
 		--set data.train_targets=$$(cat $(TEACHER)) --data-dir $(TFDS_DIR) --tokenizer $(TOKENIZER) --run-dir $(@D)
 $(RUNS_DIR)/distilled-%/$(EXPORTED): $(RUNS_DIR)/distilled-%/$(SUMMARY)
-	$(PIPELINE) export --run-dir $(@D) --out $(SAVED_DIR)/$(CORPUS_PREFIX)$*_distilled$(PAIR_SUFFIX) --record $@
+	$(PIPELINE) export --run-dir $(@D) --out $(SAVED_DIR)/$(call MODEL_NAME,$*_distilled) --record $@
 $(DISTILL_DIR)/%/$(TEST_JSON): $(RUNS_DIR)/distilled-%/$(EXPORTED)
 	$(EVALUATE) --model $$(cat $<) --split validation --out-dir $(DISTILL_DIR)/$*
 	$(EVALUATE) --model $$(cat $<) --split test --beam-size 1 --out-dir $(DISTILL_DIR)/$*

@@ -316,7 +316,7 @@ def test_make_distill_teaches_once_then_trains_the_student_on_the_translations(t
     )
     assert f"--set data.train_targets=$(cat {teacher})" in student
     (export,) = [x for x in plan if "-m pipeline export --run-dir" in x and "distilled" in x]
-    assert f"--out {tmp_path}/saved/gru_luong_distilled " in export
+    assert f"--out {tmp_path}/saved/gru_luong_distilled_tiny " in export
     evaluations = [x for x in plan if "-m pipeline evaluate" in x and "distilled" in x]
     assert len(evaluations) == 3 and all(x.endswith(f"--out-dir {reports}/gru_luong") for x in evaluations)
     assert any(f"-m pipeline analyse --run-dir {runs}/distilled-gru_luong" in x for x in plan)
