@@ -31,12 +31,13 @@ SMALL = ["model.embedding_dim=32", "model.layers=2", "model.heads=4", "model.ff_
 
 @pytest.fixture(scope="module")
 def learned(synthetic):
-    """A 2-layer, 32-wide Transformer fitted to 2000 synthetic pairs (seconds on 2 cores)."""
+    """A 2-layer, 32-wide Transformer fitted to 2000 synthetic pairs for 24 epochs: 12 left an
+    AVX-512 Xeon at 0.78 of the held-out sentences exact, under the 0.9 asked."""
     keras.utils.set_random_seed(0)
     cfg = make_config("tiny", variant="transformer", overrides=[*SMALL, "train.learning_rate=0.005",
                                                                  "train.warmup_steps=60"])  # fmt: skip
     model = compile_model(build_model(cfg.model, VOCAB), cfg)
-    model.fit(synthetic(2000, seed=0).batches(64, shuffle_seed=0), epochs=12, shuffle=False, verbose=0)
+    model.fit(synthetic(2000, seed=0).batches(64, shuffle_seed=0), epochs=24, shuffle=False, verbose=0)
     return model
 
 
