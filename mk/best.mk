@@ -22,7 +22,7 @@ TEACHER = $(RUNS_DIR)/best/$(TEACHER_RECORD)
 best:
 	@$(MAKE) --no-print-directory best-model PRESET=$(BEST_PRESET)
 ## make best's work on the runs of PRESET= (make best calls it with BEST_PRESET)
-best-model: $(BEST_DIR)/$(TEST_JSON)
+best-model: $(BEST_DIR)/$(TEST_JSON) $(BEST_DIR)/$(SERVE_EXCHANGE)
 	@cat $(BEST_DIR)/$(SELECTION_MD)
 
 # Any variant with another seed, as `make seeds` trains gru_bahdanau's: <variant>-seed<n>.
@@ -46,6 +46,10 @@ $(BEST_DIR)/$(TEST_JSON): $(BEST_EXPORTED)
 	$(EVALUATE) --model $$(cat $<) --split validation --out-dir $(BEST_DIR)
 	$(EVALUATE) --model $$(cat $<) --split test --beam-size 1 --out-dir $(BEST_DIR)
 	$(EVALUATE) --model $$(cat $<) --split test --out-dir $(BEST_DIR)
+# The README's serving example: its curl requests sent to the best model as `make serve` serves it.
+$(BEST_DIR)/$(SERVE_EXCHANGE): $(BEST_EXPORTED)
+	$(PIPELINE) exchange --pair $(PAIR) --model-dir $(SAVED_DIR) --model $(notdir $(BEST_BASE)) \
+		--data-dir $(TFDS_DIR) --out $@
 
 # The student trains with its variant's converge preset and recipe on the best model's translations of
 # the training split (beam 5); validation and test keep their references.

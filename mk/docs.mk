@@ -10,7 +10,7 @@ README_TABLES = timings:reports/$(TIMINGS_MD):README.md \
 	converge:reports/de-en/converge/$(SUMMARY_MD):README.md seeds:reports/de-en/converge/$(SEEDS_MD):README.md \
 	lesson:reports/de-en/converge/$(LESSON_MD):README.md directions:reports/$(LESSON_DIRECTIONS_MD):README.md \
 	archived:reports/$(ARCHIVED_MD):docs/results.md reproduce:reports/$(REPRODUCE_MD):docs/results.md \
-	serve-exchange:$(BENCH_DIR)/$(SERVE_EXCHANGE):README.md \
+	serve-exchange:reports/de-en/best/$(SERVE_EXCHANGE):README.md \
 	full-de-en:reports/de-en/full/$(COMPARE_MD):docs/results.md full-en-de:reports/en-de/full/$(COMPARE_MD):docs/results.md \
 	tuning:reports/de-en/tuning/$(TUNING_MD):docs/results.md \
 	tuning-transformer:reports/de-en/tuning/transformer/$(TUNING_MD):docs/results.md quick:reports/de-en/quick/$(COMPARE_MD):docs/results.md \

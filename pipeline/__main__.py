@@ -352,6 +352,12 @@ def call_servebench(args: Namespace, cfg: Config | None) -> Path:
                      args.seconds, args.port, flood_clients=args.flood_clients)  # fmt: skip
 
 
+def call_exchange(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.serving.load import write_exchange
+
+    return write_exchange(args.model_dir, args.model, args.pair, args.data_dir, args.out, args.port)
+
+
 @dataclass(frozen=True)
 class Stage:
     """One subcommand: ``nmt <name> <options>`` calls ``call(args, cfg)`` (``cfg`` when it has a
@@ -543,6 +549,14 @@ STAGES: tuple[Stage, ...] = (
         option("--port", type=positive, default=8599, help="for the server it starts (default 8599)"),
         option("--out-dir", type=Path, default=Path("reports"), help="where serve.json and serve.md go"),
     ), call_servebench),
+    Stage("exchange", "the README's curl requests sent to a served model, with its answers, as Markdown", (
+        PAIR,
+        option("--model-dir", type=Path, default=Path("saved_models"), help="holds <model>/<version>/"),
+        option("--model", required=True, help="the model, served with its ids servable, e.g. best"),
+        data_dir("the first test sentence is sent from here"),
+        option("--port", type=positive, default=8599, help="for the server it starts (default 8599)"),
+        option("--out", type=Path, required=True, help="the Markdown file to write"),
+    ), call_exchange),
 )  # fmt: skip
 STAGE_NAMED = {stage.name: stage for stage in STAGES}
 

@@ -163,15 +163,16 @@ def exported_tiny(tiny_run, tmp_path_factory) -> Path:
 @dataclass(frozen=True)
 class Served:
     port: int
-    models: Path  # the folder served: gru_bahdanau_converge (-ids), gru_bahdanau_quick and gru_converge
+    models: Path  # served: gru_bahdanau_converge (-ids), gru_bahdanau_quick, gru_converge, best (-ids)
 
 
 @pytest.fixture(scope="session")
-def served(exported_tiny, spm_model, tmp_path_factory):
-    """``make serve`` over four tiny models, named as the Makefile names them: gru_bahdanau_converge
+def served(exported_tiny, tiny_run, spm_model, tmp_path_factory):
+    """``make serve`` over six tiny models, named as the Makefile names them: gru_bahdanau_converge
     and its ids servable (copies of ``exported_tiny``), gru_bahdanau_quick beside it (another copy:
-    two presets of one variant, two names) and gru_converge, a single context vector. Stopped with
-    Ctrl-C (SIGINT) at the end."""
+    two presets of one variant, two names), gru_converge, a single context vector, and best with
+    its ids servable, the ensemble of those two runs as `make best` exports it. Stopped with Ctrl-C
+    (SIGINT) at the end."""
     import shutil
     import signal
     import socket
@@ -200,6 +201,7 @@ def served(exported_tiny, spm_model, tmp_path_factory):
     save_config(cfg, single / CONFIG)
     shutil.copyfile(spm_model, single / TOKENIZER)
     export(single, models / "gru_converge")
+    export([tiny_run, single], models / "best", length_penalty=1.0)  # one member attends: its map
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

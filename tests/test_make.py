@@ -285,7 +285,7 @@ def test_make_best_trains_missing_candidates_then_chooses_exports_and_evaluates(
         "gru", "gru_luong --set train.seed=1 --set data.seed=1"
     ]  # fmt: skip
     stages = [line.split("-m pipeline ")[1].split()[0] for line in plan if "-m pipeline " in line]
-    assert stages[-7:] == ["train", "train", "best", "export", "evaluate", "evaluate", "evaluate"]
+    assert stages[-8:] == ["train", "train", "best", "export", "evaluate", "evaluate", "evaluate", "exchange"]
     (choose,) = [x for x in plan if "-m pipeline best" in x]
     assert f"--runs {runs}/gru {runs}/gru_luong-seed1 " in choose and choose.endswith(f"--out-dir {best}")
     (export,) = [x for x in plan if "-m pipeline export" in x]
@@ -295,6 +295,9 @@ def test_make_best_trains_missing_candidates_then_chooses_exports_and_evaluates(
     assert [x.split("--split ")[1].split(" --out-dir")[0] for x in evaluations] == [
         "validation", "test --beam-size 1", "test"
     ]  # fmt: skip
+    (exchange,) = [x for x in plan if "-m pipeline exchange" in x]  # the README's serving example
+    assert f"--model-dir {tmp_path}/saved --model best " in exchange
+    assert exchange.endswith(f"--out {best}/{layout.SERVE_EXCHANGE}")
     assert not [line for line in plan if line.startswith("rm ")]
     en_de = [
         x for x in dry_run("best", tmp_path, BEST_PRESET="tiny", PAIR="en-de") if "-m pipeline export" in x

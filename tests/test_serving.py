@@ -23,7 +23,8 @@ from pipeline.tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["Ein Hund läuft über eine Wiese.", "Zwei Kinder spielen im Sand."]
-NAME = "gru_bahdanau_converge"  # the README's model name: its curl exchange runs here unchanged
+NAME = "gru_bahdanau_converge"
+BEST = "best"  # the README's model name (make best's export): its curl exchange runs here unchanged
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +126,11 @@ def test_every_signature_answers_with_its_outputs(server):
             assert all(len(v) == 2 for v in body["outputs"].values()), (model, name)
 
 
-def test_align_gives_the_pieces_the_weights_are_over(server):
+@pytest.mark.parametrize("model", [NAME, BEST])
+def test_align_gives_the_pieces_the_weights_are_over(server, model):
+    # BEST is an ensemble of an attention model and a single-vector one: its map is the first's.
     inputs = {"sources": SOURCES[:1], "beam_size": 5, "length_penalty": 0.6}
-    status, body = post(server, NAME, {"signature_name": "align", "inputs": inputs})
+    status, body = post(server, model, {"signature_name": "align", "inputs": inputs})
     out = body["outputs"]
     source = [p for p in out["source_pieces"][0] if p]
     assert status == 200 and source[-1] == "</s>"
@@ -335,7 +338,7 @@ def test_the_readmes_curl_exchange_runs_against_make_serve(server):
     # conftest's server is `make serve`; the README's commands run against it as they are written.
     exchange = readme_exchange()
     assert len(exchange) >= 2 and {c[-1].split("/v1/models/")[1].split(":")[0] for c, _ in exchange} == {
-        NAME, f"{NAME}-ids"}  # fmt: skip
+        BEST, f"{BEST}-ids"}  # fmt: skip
     for command, shown in exchange:
         command = [a.replace("localhost:8501", f"localhost:{server}") for a in command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)

@@ -34,6 +34,9 @@ TRAINED: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
     ("make all PRESET=full VARIANTS=gru_bahdanau", "de-en/full/compare.md", "de-en/full", ("gru_bahdanau",)),
     ("make all PRESET=full PAIR=en-de VARIANTS=gru_bahdanau", "en-de/full/compare.md", "en-de/full",
      ("gru_bahdanau",)),
+    ("make best", "de-en/best/selection.md, test.json, serve-exchange.md", "de-en/best/members", None),
+    ("make distill VARIANT=gru_luong", "de-en/distilled/gru_luong/", "de-en/distilled", ("gru_luong",)),
+    ("make best PAIR=en-de", "en-de/best/selection.md, test.json", "en-de/best/members", None),
     ("make tune", "de-en/tuning/tuning.md, tuning.png", "de-en/tuning", None),
     ("make tune-transformer", "de-en/tuning/transformer/tuning.md, tuning.png", "de-en/tuning/transformer",
      TUNE_TRANSFORMER_RUNS),
@@ -48,7 +51,7 @@ MEASURED = (
         f"de-en/converge/bench/{layout.BENCH_JSON}",
     ),
     ("make membench", f"{layout.MEMORY_MD}, {layout.MEMORY_JSON}", layout.MEMORY_JSON),
-    ("make servebench", f"{layout.SERVE_MD}, {layout.SERVE_EXCHANGE}", layout.SERVE_JSON),
+    ("make servebench", layout.SERVE_MD, layout.SERVE_JSON),
 )
 UNTIMED = (
     ("make report", "a comparison again from its report folders, training nothing"),

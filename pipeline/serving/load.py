@@ -9,6 +9,9 @@ The flood level: one client sends one-sentence requests while ``FLOOD_CLIENTS`` 
 heaviest requests the export accepts (``HEAVY_SENTENCES`` sentences of ``HEAVY_CHARACTERS``
 characters at the largest beam); its latency is set beside its latency alone, with the status
 codes the flood got.
+
+``write_exchange`` is the README's serving example, run: its curl requests sent to a served export
+(``make best`` sends them to the best model) and written down with the server's answers.
 """
 
 from __future__ import annotations
@@ -229,9 +232,8 @@ def load_test(
     writes ``serve.json`` and ``serve.md``."""
     sentences, _ = corpus.read_split(pair, "test", data_dir)
     ceiling = round(matmul_rate(), 1)  # before the server starts: the machine alone
-    ids_model = model + IDS_SUFFIX
     batching = ("--max-batch-size", str(max_batch_size), "--batch-wait-ms", str(batch_wait_ms))
-    server = start_server(model_dir, port, "--models", model, ids_model, *batching)
+    server = start_server(model_dir, port, "--models", model, *batching)
     try:
         status, served = request(port, f"/v1/models/{model}")
         if status != 200:
@@ -247,11 +249,6 @@ def load_test(
         if flood:
             flood["peak_memory_mib"] = peak_memory_mib(server.pid)
             print(f"flood: {flood}", flush=True)
-        sp = load_tokenizer(saved_model_dir(model_dir / model) / "assets" / layout.TOKENIZER)
-        write_text(
-            out_dir / layout.SERVE_EXCHANGE,
-            exchange(port, model, ids_model, sentences[0], sp.encode(sentences[0])),
-        )
     finally:
         stop_server(server)
     result = {
@@ -268,6 +265,21 @@ def load_test(
     }
     write_text(out_dir / layout.SERVE_MD, markdown(result))
     return write_json(out_dir / layout.SERVE_JSON, result)
+
+
+def write_exchange(
+    model_dir: Path, model: str, pair: str, data_dir: Path, out: Path, port: int = 8599
+) -> Path:
+    """Serves ``model`` and its ids servable as ``make serve`` would, sends them the README's requests
+    for the first test sentence, and writes each command with the server's answer to ``out``."""
+    sentence = corpus.read_split(pair, "test", data_dir)[0][0]
+    sp = load_tokenizer(saved_model_dir(model_dir / model) / "assets" / layout.TOKENIZER)
+    server = start_server(model_dir, port, "--models", model, model + IDS_SUFFIX)
+    try:
+        text = exchange(port, model, model + IDS_SUFFIX, sentence, sp.encode(sentence))
+    finally:
+        stop_server(server)
+    return write_text(out, text)
 
 
 def exchange(port: int, model: str, ids_model: str, sentence: str, ids: list[int]) -> str:
