@@ -58,7 +58,7 @@ distill:
 	@$(MAKE) --no-print-directory distill-model PRESET=$(BEST_PRESET)
 ## make distill's work on the runs of PRESET= (make distill calls it with BEST_PRESET)
 distill-model: $(DISTILL_DIR)/$(VARIANT)/$(TEST_JSON) $(DISTILL_DIR)/$(VARIANT)/$(ANALYSIS) \
-		$(RUNS_DIR)/distilled-$(VARIANT)/$(EXPORTED)
+		$(DISTILL_DIR)/$(VARIANT)/$(AGAINST_REFERENCES_JSON) $(RUNS_DIR)/distilled-$(VARIANT)/$(EXPORTED)
 	@$(PYTHON) -c "import json; r = json.load(open('$<')); print(f\"BLEU {r['bleu']}  chrF {r['chrf']}  ({r['pair']} {r['split']}, $(VARIANT) distilled, {r['decoding']})\")"
 
 # The teacher's translations, keyed on its export (data/distill/<pair>/best-<version>/): every
@@ -77,6 +77,11 @@ $(DISTILL_DIR)/%/$(TEST_JSON): $(RUNS_DIR)/distilled-%/$(EXPORTED)
 	$(EVALUATE) --model $$(cat $<) --split test --beam-size 1 --out-dir $(DISTILL_DIR)/$*
 	$(EVALUATE) --model $$(cat $<) --split test --out-dir $(DISTILL_DIR)/$*
 	cd $(RUNS_DIR)/distilled-$* && cp $(RUN_FILES_COPIED) $(abspath $(DISTILL_DIR))/$*/
+# The student against the same variant trained on the references (its converge report folder, made
+# if missing): test BLEU gaps and paired bootstrap p, greedy and beam, read by the lesson's reading.
+$(DISTILL_DIR)/%/$(AGAINST_REFERENCES_JSON): $(DISTILL_DIR)/%/$(TEST_JSON) $(REPORTS_DIR)/%/$(TEST_JSON) $(SPLIT_FILE)
+	$(PIPELINE) student --corpus $(CORPUS) --pair $(PAIR) --student $(DISTILL_DIR)/$* --references $(REPORTS_DIR)/$* \
+		--split-file $(SPLIT_FILE) --out $@
 $(DISTILL_DIR)/%/$(ANALYSIS): $(RUNS_DIR)/distilled-%/$(EXPORTED)
 	$(PIPELINE) analyse --run-dir $(RUNS_DIR)/distilled-$* --data-dir $(TFDS_DIR) --out-dir $(DISTILL_DIR)/$*
 

@@ -20,12 +20,13 @@ README_TABLES = timings:reports/$(TIMINGS_MD):README.md \
 # The converge table's reading against the lesson, written from its numbers and the seed spread;
 # then its verdicts beside those of the other direction(s), each from its own converge comparison.
 LESSON_DIR = reports/de-en/converge
+LESSON_STUDENTS = reports/de-en/distilled
 LESSON_PAIRS ?= de-en en-de
 ## every table produced so far copied between its markers in README.md and docs/
 readme: $(INSTALLED) reports/$(BOUNDS_MD)
 	@$(PIPELINE) timings --table --out-dir reports >/dev/null
 	@test ! -f $(LESSON_DIR)/$(COMPARE_JSON) || $(PIPELINE) lesson --compare $(LESSON_DIR)/$(COMPARE_JSON) \
-		--seeds $(LESSON_DIR)/$(SEEDS_JSON) --out $(LESSON_DIR)/$(LESSON_MD)
+		--seeds $(LESSON_DIR)/$(SEEDS_JSON) --students $(LESSON_STUDENTS) --out $(LESSON_DIR)/$(LESSON_MD)
 	@$(PIPELINE) directions --compare $(foreach p,$(LESSON_PAIRS),$(p)=reports/$(p)/converge/$(COMPARE_JSON)) \
 		--out reports/$(LESSON_DIRECTIONS_MD) >/dev/null
 	@$(PIPELINE) archive --reports reports --out reports/$(ARCHIVED_MD) >/dev/null

@@ -253,7 +253,15 @@ def call_seeds(args: Namespace, cfg: Config | None) -> Path:
 def call_lesson(args: Namespace, cfg: Config | None) -> Path:
     from pipeline.reporting.lesson import reading
 
-    return reading(args.compare, args.seeds, args.out)
+    return reading(args.compare, args.seeds, args.out, args.students)
+
+
+def call_student(args: Namespace, cfg: Config | None) -> Path:
+    from pipeline.reporting.student import against_references
+
+    return against_references(
+        args.student, args.references, args.split_file, args.pair, args.corpus, args.out
+    )
 
 
 def call_directions(args: Namespace, cfg: Config | None) -> Path:
@@ -449,8 +457,18 @@ STAGES: tuple[Stage, ...] = (
     Stage("lesson", "read a comparison against the lesson's claims, from its numbers", (
         option("--compare", type=Path, required=True, help=layout.COMPARE_JSON),
         option("--seeds", type=Path, default=None, help="seeds.json, when there is one"),
+        option("--students", type=Path, default=None,
+               help="reports/<pair>/distilled: each student's against_references.json, when there is one"),
         option("--out", type=Path, required=True, help="the Markdown file to write"),
     ), call_lesson, light=True),
+    Stage("student", "a distilled student against its variant trained on the references: BLEU gaps, p", (
+        CORPUS, PAIR,
+        option("--student", type=Path, required=True, help="the student's report folder"),
+        option("--references", type=Path, required=True,
+               help="the report folder of the same variant trained on the references"),
+        option("--split-file", type=Path, required=True, help="the test split (make split)"),
+        option("--out", type=Path, required=True, help="the JSON file to write"),
+    ), call_student, light=True),
     Stage("directions", "the lesson's claims with a column of verdicts per direction (language pair)", (
         option("--compare", nargs="+", type=pair_path, required=True,
                help="PAIR=compare.json, one per direction; a file not there yet is 'not run'"),

@@ -88,6 +88,9 @@ BOUNDS_MD = "memory-bound.md"  # under reports/: the memory one request may add,
 SELECTION_JSON, SELECTION_MD = "selection.json", "selection.md"  # every candidate and ensemble tried
 BEST_MEMBERS = "members.txt"  # the chosen runs' folders, one a line
 BEST_LINES_MD = "best.md"  # in reports/<pair>: the README's lines on the best model and its students
+# In a student's report folder (reports/<pair>/distilled/<variant>): its test BLEU against the same
+# variant's trained on the references, greedy and beam, with paired bootstrap p-values.
+AGAINST_REFERENCES_JSON = "against_references.json"
 
 
 # A teacher's translations of the training split (data/distill/<pair>/<teacher>-<version>/), written
@@ -137,6 +140,7 @@ MAKE_VARIABLES = {
     "SELECTION_MD": SELECTION_MD,
     "BEST_MEMBERS": BEST_MEMBERS,
     "BEST_LINES_MD": BEST_LINES_MD,
+    "AGAINST_REFERENCES_JSON": AGAINST_REFERENCES_JSON,
     "TEACHER_RECORD": TEACHER_RECORD,
 }
 

@@ -17,8 +17,9 @@ from pipeline.corpus import PAIRS
 
 # Every stage there is: a stage dropped from the table fails the help tests.
 STAGE_NAMES = ("data", "tokenize", "train", "export", "best", "teach", "evaluate", "analyse", "split",
-               "report", "seeds", "lesson", "directions", "bounds", "reproduce", "archive", "tuning", "bench",
-               "membench", "readme", "bestline", "timings", "translate", "serve", "servebench")  # fmt: skip
+               "report", "seeds", "lesson", "student", "directions", "bounds", "reproduce", "archive",
+               "tuning", "bench", "membench", "readme", "bestline", "timings", "translate", "serve",
+               "servebench", "exchange")  # fmt: skip
 
 
 def environment() -> dict:
@@ -111,8 +112,8 @@ def test_the_light_stages_import_no_tensorflow(tmp_path, args, expected):
 
 def test_the_table_says_which_stages_are_light():
     light = {stage.name for stage in STAGES if stage.light}
-    assert light == {"readme", "seeds", "tuning", "lesson", "directions", "reproduce", "archive", "report",
-                     "timings", "membench", "bestline"}  # fmt: skip
+    assert light == {"readme", "seeds", "tuning", "lesson", "student", "directions", "reproduce", "archive",
+                     "report", "timings", "membench", "bestline"}  # fmt: skip
 
 
 def test_help_does_not_load_tensorflow(tmp_path):

@@ -112,3 +112,50 @@ def test_both_directions_side_by_side_each_from_its_own_comparison_and_not_run_w
     )
     assert "| The gradient vanishes most in the tanh RNN | **holds** | **contradicted** | not run |" in text
     assert "first words | **holds** | **contradicted** | not run |" in text
+
+
+def report_folder(folder, hypotheses: dict[str | None, list[str]], references: list[str]):
+    """A report folder with a test result and its translations for each decoding (None: beam)."""
+    from pipeline.metrics import bleu
+
+    folder.mkdir(parents=True)
+    for decoding, lines in hypotheses.items():
+        result = {"bleu": round(bleu(lines, references), 2)}
+        (folder / layout.result("test", decoding)).write_text(json.dumps(result))
+        (folder / layout.hypotheses("test", decoding)).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_a_student_is_read_against_its_variant_on_the_references_greedy_and_with_the_beam(tmp_path):
+    from pipeline.reporting.student import against_references
+
+    references = [f"a dog number {i} runs over the green grass by the river" for i in range(60)]
+    split = tmp_path / "test.json"
+    split.write_text(json.dumps({"corpus": "multi30k", "pair": "de-en", "split": "test", "title": "t",
+                                 "sources": references, "references": references}))  # fmt: skip
+    poor = [f"a dog number {i} walks on grass" for i in range(60)]
+    # Greedy: the student translates every sentence exactly, the reference-trained model poorly;
+    # with the beam they translate alike.
+    student = report_folder(
+        tmp_path / "distilled/gru_luong", {layout.GREEDY: references, None: poor}, references
+    )
+    reference = report_folder(tmp_path / "converge/gru_luong", {layout.GREEDY: poor, None: poor}, references)
+    out = against_references(student, reference, split, "de-en", "multi30k", student / "against.json")
+    found = json.loads(out.read_text())
+    poor_bleu = json.loads((reference / layout.result("test")).read_text())["bleu"]
+    assert found["greedy"]["student_bleu"] == 100.0 and found["greedy"]["references_bleu"] == poor_bleu
+    assert found["greedy"]["gap"] == round(100.0 - poor_bleu, 2) and found["greedy"]["p"] < 0.05
+    assert found["beam"]["student_bleu"] == found["beam"]["references_bleu"] == poor_bleu
+    assert found["beam"]["gap"] == 0.0
+    out.rename(student / layout.AGAINST_REFERENCES_JSON)
+    compare = comparison(tmp_path, [row("gru", None, 20.0, 25.0, 15.0)], [], {})
+    text = reading(compare, None, tmp_path / "lesson.md", tmp_path / "distilled").read_text()
+    assert text.splitlines()[-1].startswith(
+        "- A student trained on the best model's translations against its variant trained on the "
+        "references, greedy (sequence-level distillation): **holds**. `gru_luong` distilled 100.0 greedy"
+    )
+    # The other way round, the claim is contradicted.
+    swapped = against_references(reference, student, split, "de-en", "multi30k", tmp_path / "swapped.json")
+    (student / layout.AGAINST_REFERENCES_JSON).write_text(swapped.read_text())
+    text = reading(compare, None, tmp_path / "lesson.md", tmp_path / "distilled").read_text()
+    assert "greedy (sequence-level distillation): **contradicted**" in text

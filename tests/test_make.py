@@ -313,7 +313,7 @@ def test_make_distill_teaches_once_then_trains_the_student_on_the_translations(t
     runs, teacher = tmp_path / "runs", tmp_path / "runs" / "best" / layout.TEACHER_RECORD
     (teach,) = [x for x in plan if "-m pipeline teach" in x]
     assert f"--out-root {tmp_path}/data/distill/de-en --record {teacher}" in teach
-    student = trains(plan)[-1]
+    (student,) = [x for x in trains(plan) if "distilled-" in x]
     assert (
         "--preset tiny --variant gru_luong" in student and f"--run-dir {runs}/distilled-gru_luong" in student
     )
@@ -323,6 +323,13 @@ def test_make_distill_teaches_once_then_trains_the_student_on_the_translations(t
     evaluations = [x for x in plan if "-m pipeline evaluate" in x and "distilled" in x]
     assert len(evaluations) == 3 and all(x.endswith(f"--out-dir {reports}/gru_luong") for x in evaluations)
     assert any(f"-m pipeline analyse --run-dir {runs}/distilled-gru_luong" in x for x in plan)
+    # Beside the same variant trained on the references, trained here too since it is missing.
+    assert any(
+        "--variant gru_luong --data-dir" in x and f"--run-dir {runs}/gru_luong" in x for x in trains(plan)
+    )
+    (against,) = [x for x in plan if "-m pipeline student" in x]
+    assert f"--student {reports}/gru_luong --references " in against
+    assert against.endswith(f"--out {reports}/gru_luong/{layout.AGAINST_REFERENCES_JSON}")
     assert not [line for line in plan if line.startswith("rm ")]
 
 

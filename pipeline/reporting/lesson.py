@@ -5,7 +5,10 @@ sentences; gated cells (LSTM, GRU) beat the tanh RNN, and are about equal to eac
 gradient reaching a sentence's first words vanishes in a tanh RNN and less so in gated cells,
 while attention gives every position a short path; Bahdanau's and Luong's attention are about
 equal. Its next chapter adds a fifth: attention alone, without recurrence (the Transformer),
-beats attention over a recurrent encoder and decoder. Each claim is checked on ``compare.json``
+beats attention over a recurrent encoder and decoder. Where the best model has students
+(``make distill``), a sixth: a student trained on its teacher's translations searches greedily
+better than its variant trained on the references (Kim & Rush, 2016), read from each student's
+``against_references.json``. Each other claim is checked on ``compare.json``
 (the test BLEU gaps, their paired bootstrap p-values, BLEU by source length, the gradient-flow
 probe) and, when there is one, on ``seeds.json``, whose spread is the scale of run-to-run
 noise. A verdict is computed, never written by hand: "holds", "contradicted" or, for a claim
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline import layout
 from pipeline.errors import UserError
 from pipeline.files import write_text
 
@@ -36,6 +40,10 @@ CLAIMS: dict[tuple[str, str], tuple[int, str]] = {
 }
 
 
+STUDENT_CLAIM = (
+    "A student trained on the best model's translations against its variant trained on the references, "
+    "greedy (sequence-level distillation)"
+)
 LONG_CLAIM = "Long sentences hurt a single context vector more"
 VANISH_CLAIM = "The gradient vanishes most in the tanh RNN"
 SHORT_PATH_CLAIM = "Attention carries gradient to a sentence's first words"
@@ -145,9 +153,26 @@ def gradient_claim(report: dict) -> list[str]:
     return lines
 
 
-def reading(compare_path: Path, seeds_path: Path | None, out: Path) -> Path:
-    """Writes the reading of ``compare_path`` (and of the seed spread in ``seeds_path``, if it
-    exists) as a Markdown list to ``out``; returns ``out``."""
+def student_claims(students: Path | None) -> list[str]:
+    """One line per student folder under ``students`` (``reports/<pair>/distilled``) that has its
+    comparison with the references (``pipeline.reporting.student``): the greedy verdict, and beam."""
+    lines = []
+    for path in sorted(students.glob(f"*/{layout.AGAINST_REFERENCES_JSON}")) if students else []:
+        found = load(path)
+        greedy, beam = found["greedy"], found["beam"]
+        said_greedy = verdict(greedy["gap"], greedy["p"], 1)
+        lines.append(
+            f"- {STUDENT_CLAIM}: **{said_greedy}**. `{found['variant']}` distilled "
+            f"{greedy['student_bleu']} greedy against {greedy['references_bleu']} on the references "
+            f"({greedy['gap']:+.2f}, p {greedy['p']:.3f}); with the beam, {beam['student_bleu']} against "
+            f"{beam['references_bleu']} ({beam['gap']:+.2f}, p {beam['p']:.3f})."
+        )
+    return lines
+
+
+def reading(compare_path: Path, seeds_path: Path | None, out: Path, students: Path | None = None) -> Path:
+    """Writes the reading of ``compare_path`` (and of the seed spread in ``seeds_path``, and the
+    students under ``students``, where they exist) as a Markdown list to ``out``; returns ``out``."""
     report = load(compare_path)
     noise = None
     lines = [
@@ -164,6 +189,7 @@ def reading(compare_path: Path, seeds_path: Path | None, out: Path) -> Path:
         )
     lines.append("")
     lines += pair_claims(report, noise) + length_claim(report) + gradient_claim(report)
+    lines += student_claims(students)
     return write_text(out, "\n".join(lines) + "\n")
 
 
