@@ -7,14 +7,18 @@
 BENCH_DIR ?= reports
 BENCH_STEPS ?= 50
 BENCH_BATCH1 ?= 1000
-# Other exports timed for translation in the same run, made if missing (mk/best.mk): with
-# PRESET=converge, BENCH_MODELS="best distilled-gru_bahdanau" adds the best ensemble and a student.
+# Other exports timed for translation in the same run, from the runs folder BENCH_MODELS_DIR: with
+# BENCH_MODELS="best distilled-gru_luong", the best ensemble and a student of the converge runs
+# (make best, make distill) beside the variants of PRESET. Made if missing when BENCH_MODELS_DIR is
+# this preset's RUNS_DIR (make bench PRESET=converge).
 BENCH_MODELS ?=
+BENCH_MODELS_DIR ?= runs/$(CORPUS_PREFIX)$(PAIR)-converge
 ## every variant's training steps against the CPU's floor, and translation speed
-bench: $(foreach v,$(VARIANTS) $(BENCH_MODELS),$(RUNS_DIR)/$(v)/$(EXPORTED))
+bench: $(foreach v,$(VARIANTS),$(RUNS_DIR)/$(v)/$(EXPORTED)) $(foreach m,$(BENCH_MODELS),$(BENCH_MODELS_DIR)/$(m)/$(EXPORTED))
 	$(PIPELINE) bench --pair $(PAIR) --preset $(PRESET) --variants $(VARIANTS) --data-dir $(TFDS_DIR) \
 		--tokenizer $(TOKENIZER) --runs-dir $(RUNS_DIR) --out-dir $(BENCH_DIR) \
-		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1) $(if $(BENCH_MODELS),--models $(BENCH_MODELS))
+		--steps $(BENCH_STEPS) --batch1-sentences $(BENCH_BATCH1) \
+		$(if $(BENCH_MODELS),--models $(BENCH_MODELS) --models-dir $(BENCH_MODELS_DIR))
 
 # The Transformer beside gru_bahdanau on the converge models, in one bench run (the converge runs
 # exported): reports/de-en/converge/bench/bench.{json,md}, copied into docs/performance.md.

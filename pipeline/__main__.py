@@ -306,7 +306,8 @@ def call_bench(args: Namespace, cfg: Config) -> str:
 
     return bench(args.pair, args.preset, args.variants, args.data_dir, args.tokenizer, args.runs_dir,
                  args.out_dir, args.steps, args.batch1_sentences, args.overrides,
-                 fused=not args.plain, translation=not args.no_translation, models=args.models)  # fmt: skip
+                 fused=not args.plain, translation=not args.no_translation, models=args.models,
+                 models_dir=args.models_dir)  # fmt: skip
 
 
 def call_membench(args: Namespace, cfg: Config | None) -> Path | None:
@@ -501,8 +502,10 @@ STAGES: tuple[Stage, ...] = (
         option("--plain", action="store_true", help="time the plain Keras layers, not the fused loops"),
         option("--no-translation", action="store_true", help="time training steps only"),
         option("--models", nargs="*", default=[],
-               help="other exports under --runs-dir (<name>/exported.txt), timed for translation only: "
+               help="other exports under --models-dir (<name>/exported.txt), timed for translation only: "
                "best, distilled-<variant>"),
+        option("--models-dir", type=Path, default=None,
+               help="the runs folder of --models (default --runs-dir), e.g. runs/de-en-converge"),
     ), call_bench),
     Stage("membench", "peak memory and time of tokenize and of one pass of the input pipeline, on the "
           "synthetic corpus", (

@@ -334,9 +334,25 @@ def test_make_distill_teaches_once_then_trains_the_student_on_the_translations(t
 
 
 def test_make_bench_times_the_best_model_and_a_student_in_the_same_run(tmp_path):
-    plan = dry_run("bench", tmp_path, BENCH_MODELS="best distilled-gru", BEST_CANDIDATES="gru")
+    runs = tmp_path / "runs"
+    plan = dry_run(
+        "bench", tmp_path, BENCH_MODELS="best distilled-gru", BEST_CANDIDATES="gru", BENCH_MODELS_DIR=runs
+    )
     plan = [" ".join(line.split()) for line in plan]
     (bench,) = [x for x in plan if "-m pipeline bench" in x]
-    assert bench.endswith("--models best distilled-gru") and "--variants gru gru_bahdanau" in bench
+    assert (
+        bench.endswith(f"--models best distilled-gru --models-dir {runs}")
+        and "--variants gru gru_bahdanau" in bench
+    )
     stages = [line.split("-m pipeline ")[1].split()[0] for line in plan if "-m pipeline " in line]
     assert {"best", "teach"} <= set(stages) and stages[-1] == "bench"
+    # The converge runs' best model and student beside this preset's variants: read where they are.
+    converge = tmp_path / "converge"
+    for name in ("best", "distilled-gru"):
+        (converge / name).mkdir(parents=True)
+        (converge / name / layout.EXPORTED).write_text("saved/x/1\n")
+    plan = dry_run("bench", tmp_path, BENCH_MODELS="best distilled-gru", BENCH_MODELS_DIR=converge)
+    plan = [" ".join(line.split()) for line in plan]
+    (bench,) = [x for x in plan if "-m pipeline bench" in x]
+    assert bench.endswith(f"--models best distilled-gru --models-dir {converge}")
+    assert not [x for x in plan if "-m pipeline best" in x or "-m pipeline teach" in x]

@@ -151,12 +151,14 @@ def bench(
     fused: bool = True,
     translation: bool = True,
     models: list[str] | None = None,
+    models_dir: Path | None = None,
 ) -> str:
     """Runs every measurement, writes ``bench.json`` and ``bench.md`` to ``out_dir``, returns the table.
 
     ``batch1_sentences`` limits the batch-1 translation to the first test sentences (None: all);
     ``fused=False`` times the plain Keras layers instead; ``translation=False`` skips translation;
-    ``models`` are other exports under ``runs_dir`` (``<name>/exported.txt``), translation only.
+    ``models`` are other exports under ``models_dir`` (``<name>/exported.txt``; None: ``runs_dir``),
+    translation only: the converge runs' best model and students beside the quick variants.
     """
     cfg = make_config(preset, pair, overrides=overrides)
     vocab_size = load_tokenizer(tokenizer).vocab_size()
@@ -185,7 +187,8 @@ def bench(
         )
         rows.append(row)
     for name in (models or []) if translation else []:
-        rows.append(translation_row(name, runs_dir / name / layout.EXPORTED, sources, batch1_sentences))
+        exported = (models_dir or runs_dir) / name / layout.EXPORTED
+        rows.append(translation_row(name, exported, sources, batch1_sentences))
 
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
