@@ -135,6 +135,18 @@ def test_a_request_larger_than_a_call_runs_as_several_and_gets_all_its_rows_in_o
     assert answer["lengths"].tolist() == (np.arange(30) % 3 + 1).tolist()
 
 
+def test_of_the_requests_waiting_for_their_first_call_the_one_with_least_work_goes_first():
+    # Work: sentences x beam x pieces (EOS included). Each has a beam of its own, so none are merged.
+    recorder = Recorder()
+    requests = [
+        request(1, rows=30, width=1, beam=1),  # 30 x 1 x 2 = 60
+        request(2, rows=1, width=3, beam=10),  # 1 x 10 x 4 = 40
+        request(3, rows=3, width=3, beam=3),  # 3 x 3 x 4 = 36
+    ]
+    asyncio.run(together(Batcher(max_wait=0.0), recorder, requests))
+    assert recorder.firsts == [[3], [2], [1]]
+
+
 def test_calls_of_different_requests_take_turns_so_a_small_one_never_waits_behind_a_large_one():
     recorder = Recorder(seconds=0.02)
 
@@ -151,6 +163,16 @@ def test_calls_of_different_requests_take_turns_so_a_small_one_never_waits_behin
     small = asyncio.run(scenario())
     assert small["first"].tolist() == [2]
     assert recorder.firsts.index([2]) <= 5, recorder.firsts  # after the call running, not the ten
+
+
+def test_turns_go_by_work_done_so_a_request_of_light_sentences_gets_more_calls_than_a_heavy_one():
+    # Four sentences a call: 16 of work for the light request (beam 1), 80 for the heavy one (beam 5).
+    recorder = Recorder()
+    requests = [request(1, rows=24, beam=1), request(2, rows=8, beam=5)]
+    asyncio.run(together(Batcher(max_batch_size=4, max_wait=0.0), recorder, requests))
+    # After the light one's first call and the heavy one's, four more to catch up; at 80 each, the
+    # one with less left.
+    assert recorder.firsts == [[1], [2], [1], [1], [1], [1], [1], [2]]
 
 
 def test_a_request_past_its_deadline_gets_504_its_work_is_not_started_and_the_next_runs():
