@@ -82,10 +82,28 @@ def test_requests_with_other_scalars_are_never_merged():
     assert sorted(recorder.calls) == [1, 2] and [a["first"][0] for a in answers] == [1, 2, 3]
 
 
-def test_a_batch_holds_at_most_max_batch_size_examples():
+def test_a_request_waits_up_to_max_wait_for_others_to_join_its_call():
     recorder = Recorder()
-    asyncio.run(together(Batcher(max_batch_size=4, max_wait=0.05), recorder, [request(i) for i in range(10)]))
-    assert recorder.calls == [4, 4, 2]
+
+    async def scenario():
+        batcher = Batcher(max_wait=0.5)
+        worker = asyncio.create_task(batcher.run())
+        first = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(1)))
+        await asyncio.sleep(0.05)
+        second = await batcher.submit(SERVABLE, recorder, request(2))
+        answers = [await first, second]
+        worker.cancel()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert recorder.calls == [2] and [a["first"].tolist() for a in answers] == [[1], [2]]
+
+
+def test_a_batch_holds_at_most_max_batch_size_examples_and_every_call_is_counted():
+    recorder, batcher, counted = Recorder(), Batcher(max_batch_size=4, max_wait=0.05), []
+    batcher.on_call = counted.append  # the metrics' hook
+    asyncio.run(together(batcher, recorder, [request(i) for i in range(10)]))
+    assert recorder.calls == [4, 4, 2] == counted and (batcher.batches, batcher.examples) == (3, 10)
 
 
 def test_no_call_holds_more_work_than_its_bound_so_the_export_never_lowers_a_beam():
@@ -103,6 +121,21 @@ def test_no_call_holds_more_work_than_its_bound_so_the_export_never_lowers_a_bea
     assert recorder.calls == [1, 1, 1]
 
 
+def test_calls_of_different_requests_are_merged_up_to_exactly_the_work_of_a_call():
+    # Two sentences of 128 pieces (EOS included) at the largest beam: half of CALL_WORK each.
+    recorder = Recorder()
+    requests = [request(i, width=127, beam=MAX_BEAM_SIZE) for i in (1, 2)]
+    asyncio.run(together(Batcher(max_wait=0.05), recorder, requests))
+    assert recorder.calls == [2]
+
+
+def test_a_sentence_with_more_work_than_a_call_still_runs_in_a_call_of_its_own():
+    recorder = Recorder()
+    batcher = Batcher(max_wait=0.0, deadline=5.0, call_work=10)  # a sentence here is 4 pieces x beam 5
+    [answer] = asyncio.run(together(batcher, recorder, [request(1, rows=2)]))
+    assert answer["first"].tolist() == [1, 1] and recorder.calls == [1, 1]
+
+
 def test_a_request_the_export_would_refuse_even_at_beam_1_is_a_400_before_it_is_queued():
     # 513 sentences of 256 pieces (EOS included): above MAX_WORK at beam 1.
     recorder = Recorder()
@@ -112,7 +145,7 @@ def test_a_request_the_export_would_refuse_even_at_beam_1_is_a_400_before_it_is_
     assert isinstance(refused, ServingError) and refused.status == 400 and recorder.calls == []
     assert str(refused) == f"request too large: sentences x source pieces must be at most {MAX_WORK}"
     [fits] = asyncio.run(together(Batcher(max_wait=0.0), recorder, [request(1, rows=512, width=255, beam=1)]))
-    assert fits["first"].tolist() == [1] * 512
+    assert fits["first"].tolist() == [1] * 512 and recorder.calls == [CALL_WORK // 256] * 16  # 32 a call
     recorder = Recorder()  # the same rows, short: merged
     asyncio.run(
         together(Batcher(max_batch_size=512, max_wait=0.05), recorder, [request(1, 60), request(2, 60)])
