@@ -46,6 +46,17 @@ class Recorder:
         return {"first": inputs["source_ids"][:, 0] * 1, "lengths": inputs["source_lengths"] + 0}
 
 
+class Pieces(Recorder):
+    """A signature that returns the ids it was given and their text: outputs as wide as its call's widest
+    source, ids padded with 0 and text with empty strings, as the export pads within one call."""
+
+    def __call__(self, inputs: dict) -> dict:
+        super().__call__(inputs)
+        ids = inputs["source_ids"]
+        text = [[str(i).encode() if i else b"" for i in row] for row in ids.tolist()]
+        return {"ids": ids * 1, "pieces": np.array(text, dtype=object).reshape(ids.shape)}
+
+
 SERVABLE = Servable("m", 1, None, {}, None, None)
 
 
@@ -166,6 +177,26 @@ def test_a_request_larger_than_a_call_runs_as_several_and_gets_all_its_rows_in_o
     assert recorder.calls == [8, 8, 8, 6]
     assert answer["first"].tolist() == list(range(30))
     assert answer["lengths"].tolist() == (np.arange(30) % 3 + 1).tolist()
+
+
+def test_a_request_whose_calls_differ_in_width_gets_its_rows_padded_as_one_call_would_pad_them():
+    recorder = Pieces()
+
+    async def scenario():  # the worker's steps, one at a time
+        batcher = Batcher(call_work=4 * 4 * 5)  # four sentences of 3 pieces and EOS at beam 5
+        narrow = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(1, rows=6, width=3)))
+        await asyncio.sleep(0)
+        await batcher.call(batcher.take())  # its first four rows, 3 pieces wide
+        wide = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(2, width=4)))
+        await asyncio.sleep(0)
+        await batcher.call(batcher.take())  # the wide one and the narrow one's last two rows: 4 wide
+        return await narrow, await wide
+
+    narrow, wide = asyncio.run(scenario())
+    assert recorder.calls == [4, 3]
+    ids = np.pad(request(1, rows=6, width=3)["source_ids"], [(0, 0), (0, 1)])  # padded with 0
+    assert narrow["ids"].tolist() == ids.tolist() and wide["ids"].tolist() == [[2, 7, 7, 7]]
+    assert narrow["pieces"].tolist() == [[b"1", b"7", b"7", b""]] * 6
 
 
 def test_of_the_requests_waiting_for_their_first_call_the_one_with_least_work_goes_first():
