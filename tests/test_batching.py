@@ -264,6 +264,34 @@ def test_a_request_past_its_deadline_gets_504_its_work_is_not_started_and_the_ne
     assert after["first"].tolist() == [9]
 
 
+def test_a_request_whose_call_outlasts_its_deadline_gets_504_at_the_deadline_not_at_the_calls_end():
+    async def scenario():
+        began = time.monotonic()
+        [late] = await together(Batcher(max_wait=0.0, deadline=0.2), Recorder(seconds=1.5), [request(1)])
+        return late, time.monotonic() - began
+
+    late, seconds = asyncio.run(scenario())
+    assert isinstance(late, ServingError) and late.status == 504 and seconds < 1.0
+
+
+def test_a_request_gets_504_30_s_after_it_arrives_by_default_as_in_tensorflow_serving():
+    async def scenario():
+        batcher = Batcher()
+        began = time.monotonic()
+        waiting = asyncio.create_task(batcher.submit(SERVABLE, Recorder(), request(1)))
+        await asyncio.sleep(0)  # queued; no worker
+        batcher.expire(began + 29.5)
+        await asyncio.sleep(0)
+        still = not waiting.done()
+        batcher.expire(time.monotonic() + 30.5)
+        with pytest.raises(ServingError) as late:
+            await asyncio.wait_for(waiting, 1.0)
+        return still, late.value
+
+    still, late = asyncio.run(scenario())
+    assert still and late.status == 504 and "within its 30 s deadline" in str(late)
+
+
 def test_no_call_starts_for_a_request_past_its_deadline_even_before_its_timer_fires():
     recorder = Recorder()
 
