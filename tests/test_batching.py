@@ -58,12 +58,21 @@ class Pieces(Recorder):
 
 
 SERVABLE = Servable("m", 1, None, {}, None, None)
+KEY = (SERVABLE.name, SERVABLE.version, Recorder.name, ())
 
 
 def request(first: int, rows: int = 1, width: int = 3, beam: int = 5) -> dict:
     ids = np.full((rows, width), 7, np.int32)
     ids[:, 0] = first
     return {"source_ids": ids, "source_lengths": np.full(rows, width, np.int32), "beam_size": np.array(beam)}
+
+
+def timed(batcher: Batcher, overhead: float, per_work: float) -> Batcher:
+    """``batcher`` after calls that took ``overhead`` seconds each and ``per_work`` a unit of work beyond."""
+    batcher.timing(KEY, 60.0, 1)  # a key's first call (it optimises the graph): left out
+    batcher.timing(KEY, overhead, 1)
+    batcher.timing(KEY, overhead + per_work * batcher.call_work, batcher.call_work)
+    return batcher
 
 
 async def together(batcher: Batcher, signature, requests: list[dict]) -> list:
@@ -115,6 +124,13 @@ def test_a_batch_holds_at_most_max_batch_size_examples_and_every_call_is_counted
     batcher.on_call = counted.append  # the metrics' hook
     asyncio.run(together(batcher, recorder, [request(i) for i in range(10)]))
     assert recorder.calls == [4, 4, 2] == counted and (batcher.batches, batcher.examples) == (3, 10)
+
+
+def test_a_call_is_timed_with_its_work_sentences_x_beam_x_source_pieces():
+    batcher, works = Batcher(max_wait=0.0), []
+    batcher.timing = lambda key, seconds, work: works.append(work)
+    asyncio.run(together(batcher, Recorder(), [request(1, rows=4, width=3, beam=5)]))
+    assert works == [4 * 5 * 4]  # 3 pieces and EOS
 
 
 def test_no_call_holds_more_work_than_its_bound_so_the_export_never_lowers_a_beam():
@@ -349,6 +365,54 @@ def test_a_request_that_cannot_finish_within_its_deadline_gets_503_at_once_and_t
     shed, seconds, small, answer = asyncio.run(scenario())
     assert shed.status == 503 and "beyond its 1 s deadline" in str(shed) and seconds < 0.05
     assert small["first"].tolist() == [7] and answer["first"].tolist() == [5]
+
+
+def test_the_time_a_request_would_take_counts_the_fixed_part_of_every_call_it_is_cut_into():
+    batcher = timed(Batcher(deadline=2.5, call_work=100), overhead=1.0, per_work=0.0)  # room for two calls
+    batcher.admit(2, 100)  # two sentences that each fill a call: two calls
+    batcher.admit(8, 25)  # eight of a quarter of a call: two calls of four
+    for rows, unit in [(3, 100), (9, 25)]:  # three calls
+        with pytest.raises(ServingError) as refused:
+            batcher.admit(rows, unit)
+        assert refused.value.status == 503 and "about 3.0 s" in str(refused.value)
+
+
+def test_the_time_a_request_would_take_counts_its_work_at_the_measured_seconds_per_unit():
+    batcher = timed(Batcher(deadline=1.0, call_work=100), overhead=0.0, per_work=0.01)
+    batcher.admit(3, 25)  # 75 of work: 0.75 s
+    with pytest.raises(ServingError) as refused:
+        batcher.admit(5, 25)  # 1.25 s
+    assert refused.value.status == 503 and "about 1.2 s" in str(refused.value)
+
+
+def test_the_time_a_request_would_take_counts_the_calls_of_the_queued_ones_that_take_turns_with_it():
+    async def scenario():
+        batcher = timed(Batcher(deadline=4.5, call_work=100), overhead=1.0, per_work=0.0)
+        # Eight sentences of 4 pieces and EOS at beam 5 (25 each) queued: two calls of four.
+        queued = asyncio.create_task(batcher.submit(SERVABLE, Recorder(), request(1, rows=8, width=4)))
+        await asyncio.sleep(0)
+        batcher.admit(8, 25)  # its two calls, and the two of the queued one that take turns with them
+        with pytest.raises(ServingError) as refused:
+            batcher.admit(9, 25)  # three calls of its own: five
+        queued.cancel()
+        return refused.value
+
+    refused = asyncio.run(scenario())
+    assert refused.status == 503 and "about 5.0 s" in str(refused)
+
+
+def test_the_seconds_per_unit_of_work_are_measured_on_full_calls_and_follow_the_recent_ones():
+    batcher = Batcher(call_work=1000)
+    batcher.timing(KEY, 60.0, 900)  # a key's first call (it optimises the graph): left out
+    assert batcher.seconds_per_work() is None
+    batcher.timing(KEY, 0.1, 10)  # the shortest call: the fixed part of every call
+    for _ in range(3):  # small calls cost more a unit of work than the full calls of a large request
+        batcher.timing(KEY, 0.1 + 0.01 * 100, 100)
+    batcher.timing(KEY, 0.1 + 0.001 * 900, 900)  # three sentences of 300 of work: the most a call holds
+    assert batcher.seconds_per_work() == pytest.approx(0.001)
+    for _ in range(20):  # the model slows down (the machine is shared): the past fades
+        batcher.timing(KEY, 0.1 + 0.002 * 900, 900)
+    assert batcher.seconds_per_work() == pytest.approx(0.002, rel=0.02)
 
 
 def test_waiting_examples_are_bounded_and_a_refused_request_does_not_stop_the_others():
