@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.decoding.export import MAX_BEAM_SIZE, MAX_WORK
-from pipeline.serving.batching import CALL_WORK, Batcher
+from pipeline.serving.batching import CALL_WORK, Batcher, refusal
 from pipeline.serving.repository import Servable, ServingError, TensorInfo
 
 IDS = {
@@ -55,6 +55,19 @@ class Pieces(Recorder):
         ids = inputs["source_ids"]
         text = [[str(i).encode() if i else b"" for i in row] for row in ids.tolist()]
         return {"ids": ids * 1, "pieces": np.array(text, dtype=object).reshape(ids.shape)}
+
+
+class Echo:
+    """A text signature that answers each source with itself."""
+
+    name = "translate"
+    inputs = {
+        "sources": TensorInfo(tf.string, (None,), "sources"),
+        "beam_size": TensorInfo(tf.int32, (), "beam_size"),
+    }
+
+    def __call__(self, inputs: dict) -> dict:
+        return {"translations": inputs["sources"]}
 
 
 SERVABLE = Servable("m", 1, None, {}, None, None)
@@ -178,6 +191,17 @@ def test_a_request_the_export_would_refuse_even_at_beam_1_is_a_400_before_it_is_
         together(Batcher(max_batch_size=512, max_wait=0.05), recorder, [request(1, 60), request(2, 60)])
     )
     assert recorder.calls == [120]
+
+
+def test_a_text_request_is_refused_only_when_its_pieces_could_pass_what_the_export_takes():
+    # SentencePiece may make every character a piece, after one for the word boundary; then EOS. So
+    # 1024 sentences of 126 characters are at most MAX_WORK pieces, and 127 characters may be more.
+    def texts(characters: int) -> dict:
+        return {"sources": np.array([b"a" * characters] * 1024, dtype=object), "beam_size": np.array(1)}
+
+    fits, refused = asyncio.run(together(Batcher(max_wait=0.0), Echo(), [texts(126), texts(127)]))
+    assert 1024 * (126 + 2) == MAX_WORK and len(fits["translations"]) == 1024
+    assert isinstance(refused, ServingError) and refused.status == 400
 
 
 def test_a_request_larger_than_a_call_runs_as_several_and_gets_all_its_rows_in_order():
@@ -438,6 +462,25 @@ def test_waiting_examples_are_bounded_and_a_refused_request_does_not_stop_the_ot
     assert [a["first"].tolist() for a in answers] == [[1], [2, 2, 2]]
 
 
+def test_a_request_of_max_queued_examples_is_taken_when_none_wait():
+    [answer] = asyncio.run(together(Batcher(max_wait=0.0, max_queued=4), Recorder(), [request(1, rows=4)]))
+    assert answer["first"].tolist() == [1] * 4
+
+
+def test_batched_inputs_of_different_lengths_are_a_400():
+    short, long = request(1, rows=2), request(2, rows=2)
+    short["source_lengths"], long["source_lengths"] = np.full(1, 3, np.int32), np.full(3, 3, np.int32)
+    answers = asyncio.run(together(Batcher(max_wait=0.0), Recorder(), [short, long]))
+    assert [(type(a), a.status) for a in answers] == [(ServingError, 400)] * 2
+    assert "must have the same number of examples" in str(answers[0])
+
+
+def test_a_beam_below_1_is_searched_at_1_as_the_export_does():
+    requests = [request(1, beam=0), request(2, beam=-3)]
+    answers = asyncio.run(together(Batcher(max_wait=0.0), Recorder(), requests))
+    assert [a["first"].tolist() for a in answers] == [[1], [2]]
+
+
 def test_what_the_model_refuses_is_a_400_for_its_batch_and_the_next_batch_runs():
     recorder = Recorder(fail_on=99)
 
@@ -455,3 +498,12 @@ def test_what_the_model_refuses_is_a_400_for_its_batch_and_the_next_batch_runs()
     assert isinstance(refused, ServingError) and refused.status == 400
     assert str(refused) == "request too large: sentences x pieces"  # the assertion's words, not TensorFlow's
     assert after["first"].tolist() == [5]
+
+
+def test_a_refusal_without_an_assertion_is_its_first_line_that_is_not_tensorflows_preamble():
+    message = (
+        "Graph execution error:\n\nDetected at node a/GatherV2 defined at (most recent call last):\n"
+        "<stack trace unavailable>\nindices[3,0] = 40 is not in [0, 30)\n\t [[{{node a/GatherV2}}]]"
+    )
+    error = tf.errors.InvalidArgumentError(None, None, message)
+    assert refusal(error) == "indices[3,0] = 40 is not in [0, 30)"
