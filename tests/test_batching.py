@@ -418,6 +418,8 @@ def test_the_time_a_request_would_take_counts_the_calls_of_the_queued_ones_that_
         batcher.admit(8, 25)  # its two calls, and the two of the queued one that take turns with them
         with pytest.raises(ServingError) as refused:
             batcher.admit(9, 25)  # three calls of its own: five
+        batcher.take()  # the queued one's first call: only its second is left to share
+        batcher.admit(9, 25)  # three calls of its own and one: four
         queued.cancel()
         return refused.value
 
@@ -437,6 +439,8 @@ def test_the_seconds_per_unit_of_work_are_measured_on_full_calls_and_follow_the_
     for _ in range(20):  # the model slows down (the machine is shared): the past fades
         batcher.timing(KEY, 0.1 + 0.002 * 900, 900)
     assert batcher.seconds_per_work() == pytest.approx(0.002, rel=0.02)
+    batcher.timing(KEY, 0.1 + 0.012 * 900, 900)  # but it outweighs one call: not half the way to 0.012
+    assert batcher.seconds_per_work() < 0.007
 
 
 def test_waiting_examples_are_bounded_and_a_refused_request_does_not_stop_the_others():
