@@ -153,6 +153,7 @@ def test_malformed_requests_are_400s_that_say_what_is_wrong():
     assert "invalid base64" in refused({"inputs": [{"b64": "!!"}]})
     assert "must hold strings" in refused({"inputs": [{"b64": "YQ==", "x": 1}]})  # b64 alone, or not bytes
     assert "must have 1 dimensions, got 2" in refused({"inputs": [["a"]]})
+    assert "must have 1 dimensions, got 0" in refused({"inputs": "a"})  # fewer too: a 400, not a 500
     assert "input source_ids: setting an array element with a sequence" in refused(
         {"signature_name": "translate_ids", "inputs": {"source_ids": [[1, 2], [3]], "source_lengths": [2, 1]}}
     )
