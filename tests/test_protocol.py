@@ -159,6 +159,7 @@ def test_malformed_requests_are_400s_that_say_what_is_wrong():
     )
     assert "must have 0 dimensions" in refused(decoding("[5]", "1"))
     assert "must hold strings" in refused({"inputs": {}})  # one input: an empty object is its value
+    assert "must hold strings" in refused({"inputs": {"sources": ["a"], "x": 1}})  # and one with other keys
     assert "same length" in refused({"inputs": [["a", "b"], ["c"]]})
     assert "must hold strings" in refused({"instances": [{}]})  # one input: an empty object is its value
     # Several inputs, a bare value: taken as the first input's, so the others are missing.
