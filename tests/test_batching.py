@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.decoding.export import MAX_BEAM_SIZE, MAX_WORK
+from pipeline.constants import DEFAULT_BEAM_SIZE
+from pipeline.decoding.export import MAX_BEAM_SIZE, MAX_SOURCE_PIECES, MAX_WORK
 from pipeline.serving.batching import CALL_WORK, Batcher, refusal
 from pipeline.serving.repository import Servable, ServingError, TensorInfo
 
@@ -68,6 +69,16 @@ class Echo:
 
     def __call__(self, inputs: dict) -> dict:
         return {"translations": inputs["sources"]}
+
+
+class Plain(Recorder):
+    """A signature with neither sources nor beam: what its work is, the batcher cannot tell."""
+
+    inputs = {"x": TensorInfo(tf.int32, (None,), "x")}
+
+    def __call__(self, inputs: dict) -> dict:
+        self.calls.append(len(inputs["x"]))
+        return {"y": inputs["x"] + 1}
 
 
 SERVABLE = Servable("m", 1, None, {}, None, None)
@@ -191,6 +202,13 @@ def test_a_request_the_export_would_refuse_even_at_beam_1_is_a_400_before_it_is_
         together(Batcher(max_batch_size=512, max_wait=0.05), recorder, [request(1, 60), request(2, 60)])
     )
     assert recorder.calls == [120]
+
+
+def test_a_request_without_sources_is_counted_as_the_longest_sentences_at_the_default_beam():
+    recorder = Plain()
+    [answer] = asyncio.run(together(Batcher(max_wait=0.0), recorder, [{"x": np.arange(8, dtype=np.int32)}]))
+    assert recorder.calls == [CALL_WORK // (MAX_SOURCE_PIECES * DEFAULT_BEAM_SIZE), 2] == [6, 2]
+    assert answer["y"].tolist() == list(range(1, 9))
 
 
 def test_a_text_request_is_refused_only_when_its_pieces_could_pass_what_the_export_takes():
