@@ -14,10 +14,10 @@ from pipeline.decoding.export import MAX_BEAM_SIZE, MAX_SOURCE_PIECES, MAX_WORK
 from pipeline.serving.batching import CALL_WORK, Batcher, refusal
 from pipeline.serving.repository import Servable, ServingError, TensorInfo
 
-IDS = {
+IDS = {  # sorted by name, as the repository lists a signature's inputs: the scalar first
+    "beam_size": TensorInfo(tf.int32, (), "beam_size"),
     "source_ids": TensorInfo(tf.int32, (None, None), "source_ids"),
     "source_lengths": TensorInfo(tf.int32, (None,), "source_lengths"),
-    "beam_size": TensorInfo(tf.int32, (), "beam_size"),
 }
 
 
@@ -63,8 +63,8 @@ class Echo:
 
     name = "translate"
     inputs = {
-        "sources": TensorInfo(tf.string, (None,), "sources"),
         "beam_size": TensorInfo(tf.int32, (), "beam_size"),
+        "sources": TensorInfo(tf.string, (None,), "sources"),
     }
 
     def __call__(self, inputs: dict) -> dict:
