@@ -297,6 +297,29 @@ def test_turns_go_by_work_done_so_a_request_of_light_sentences_gets_more_calls_t
     assert recorder.firsts == [[1], [2], [1], [1], [1], [1], [1], [2]]
 
 
+def test_one_call_runs_at_a_time_even_of_a_signature_with_nothing_to_merge():
+    recorder = Recorder(seconds=0.3)
+
+    class Scalar:  # no batched input: called as it is, in the same worker
+        name, inputs = "scalar", {"n": TensorInfo(tf.int32, (), "n")}
+
+        def __call__(self, inputs: dict) -> dict:
+            recorder.calls.append("scalar")
+            return {"n": inputs["n"]}
+
+    async def scenario():
+        batcher = Batcher(max_wait=0.0)
+        worker = asyncio.create_task(batcher.run())
+        running = asyncio.create_task(batcher.submit(SERVABLE, recorder, request(1)))
+        await asyncio.sleep(0.05)
+        await batcher.submit(SERVABLE, Scalar(), {"n": np.array(3)})
+        await running
+        worker.cancel()
+
+    asyncio.run(scenario())
+    assert recorder.calls == [1, "scalar"]
+
+
 def test_a_request_past_its_deadline_gets_504_its_work_is_not_started_and_the_next_runs():
     recorder = Recorder(seconds=0.2)
 
