@@ -162,6 +162,7 @@ def test_malformed_requests_are_400s_that_say_what_is_wrong():
     assert "must hold strings" in refused({"inputs": {"sources": ["a"], "x": 1}})  # and one with other keys
     assert "same length" in refused({"inputs": [["a", "b"], ["c"]]})
     assert "must hold strings" in refused({"instances": [{}]})  # one input: an empty object is its value
+    assert "must hold strings" in refused({"instances": [{"sources": "a", "x": 1}]})  # other keys too
     # Several inputs, a bare value: taken as the first input's, so the others are missing.
     assert "missing input beam_size, length_penalty" in refused(
         {"signature_name": "translate", "inputs": ["a"]}
