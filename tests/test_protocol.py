@@ -153,13 +153,16 @@ def test_malformed_requests_are_400s_that_say_what_is_wrong():
     assert "invalid base64" in refused({"inputs": [{"b64": "!!"}]})
     assert "must hold strings" in refused({"inputs": [{"b64": "YQ==", "x": 1}]})  # b64 alone, or not bytes
     assert "must have 1 dimensions, got 2" in refused({"inputs": [["a"]]})
+    assert "must have 1 dimensions, got 0" in refused({"inputs": "a"})  # fewer too: a 400, not a 500
     assert "input source_ids: setting an array element with a sequence" in refused(
         {"signature_name": "translate_ids", "inputs": {"source_ids": [[1, 2], [3]], "source_lengths": [2, 1]}}
     )
     assert "must have 0 dimensions" in refused(decoding("[5]", "1"))
     assert "must hold strings" in refused({"inputs": {}})  # one input: an empty object is its value
+    assert "must hold strings" in refused({"inputs": {"sources": ["a"], "x": 1}})  # and one with other keys
     assert "same length" in refused({"inputs": [["a", "b"], ["c"]]})
     assert "must hold strings" in refused({"instances": [{}]})  # one input: an empty object is its value
+    assert "must hold strings" in refused({"instances": [{"sources": "a", "x": 1}]})  # other keys too
     # Several inputs, a bare value: taken as the first input's, so the others are missing.
     assert "missing input beam_size, length_penalty" in refused(
         {"signature_name": "translate", "inputs": ["a"]}
