@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from pipeline.constants import DEFAULT_BEAM_SIZE
 from pipeline.decoding.export import MAX_BEAM_SIZE, MAX_SOURCE_PIECES, MAX_WORK
-from pipeline.serving.batching import CALL_WORK, Batcher, refusal
+from pipeline.serving.batching import CALL_WORK, Batcher, refusal, source_width
 from pipeline.serving.repository import Servable, ServingError, TensorInfo
 
 IDS = {  # sorted by name, as the repository lists a signature's inputs: the scalar first
@@ -552,3 +552,12 @@ def test_a_refusal_without_an_assertion_is_its_first_line_that_is_not_tensorflow
     )
     error = tf.errors.InvalidArgumentError(None, None, message)
     assert refusal(error) == "indices[3,0] = 40 is not in [0, 30)"
+
+
+def test_a_sources_width_counts_the_characters_sentencepieces_normalisation_expands():
+    # NFKC makes "ﬃ" three letters ("▁", "f", "f", "i" and EOS: 5 pieces with the project's
+    # tokenizer), and one Arabic ligature eighteen: counted raw, the bound would be 3 for both.
+    sources = {"sources": np.array(["ﬃ".encode(), b"Hund"], dtype=object)}
+    assert source_width(sources) == 6  # "Hund": 4 characters, a word boundary and EOS
+    assert source_width({"sources": np.array(["ﬃ".encode()], dtype=object)}) == 5
+    assert source_width({"sources": np.array(["ﷺ".encode()], dtype=object)}) == 18 + 2

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -74,9 +75,11 @@ class Pending:
 
 def source_width(inputs: dict[str, np.ndarray]) -> int:
     """An upper bound on the source pieces of the longest example, EOS included: a piece covers at
-    least one character, and SentencePiece may add one for the word boundary."""
+    least one character of the NFKC-normalised text (SentencePiece's normalisation, which may
+    expand one character into several: "ﬃ" is "ffi"), and one may be added for the word boundary."""
     if "sources" in inputs:
-        longest = max((len(s.decode("utf-8", "replace")) for s in inputs["sources"]), default=0)
+        texts = (unicodedata.normalize("NFKC", s.decode("utf-8", "replace")) for s in inputs["sources"])
+        longest = max((len(text) for text in texts), default=0)
         return min(longest + 2, MAX_SOURCE_PIECES)
     if "source_ids" in inputs and inputs["source_ids"].ndim == 2:
         return min(int(inputs["source_ids"].shape[1]) + 1, MAX_SOURCE_PIECES)
