@@ -61,8 +61,8 @@ def archive_table(root: Path, out: Path) -> Path:
     """The archived folders as a Markdown table (folder, its training code, why it is kept)."""
     folders, kept = report_folders(root), archived(root)
     lines = [
-        f"Report folders under `reports/` trained by earlier code (this version's training code is "
-        f"{TRAINING_CODE}; `-`: trained before `train.json` recorded one), kept as archived results "
+        f"Report folders under `reports/` not trained by this version (its training code is {TRAINING_CODE}; "
+        f"`-`: their `train.json` records none), kept as archived results "
         f"(`reports/{layout.ARCHIVED_JSON}`); every other report folder was trained by this version.",
         "",
         "| folder | training code | why it is kept |",
