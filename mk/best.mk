@@ -85,11 +85,11 @@ $(DISTILL_DIR)/%/$(AGAINST_REFERENCES_JSON): $(DISTILL_DIR)/%/$(TEST_JSON) $(REP
 $(DISTILL_DIR)/%/$(ANALYSIS): $(RUNS_DIR)/distilled-%/$(EXPORTED)
 	$(PIPELINE) analyse --run-dir $(RUNS_DIR)/distilled-$* --data-dir $(TFDS_DIR) --out-dir $(DISTILL_DIR)/$*
 
-# The README's lines on de-en's best model and its students, from their report folders alone
-# (`nmt bestline`): "not built yet" until `make best` has run. `make readme` copies them too.
-README_BEST_PAIR ?= de-en
+# The README's lines on each pair's best model and its students, from their report folders alone
+# (`nmt bestline`): "not built yet" for a pair until `make best` has run. `make readme` copies them too.
+README_BEST_PAIRS ?= de-en en-de
 readme: best-readme
-## the README's best-model lines from reports/de-en/best and reports/de-en/distilled/
+## the README's best-model lines from reports/<pair>/best and reports/<pair>/distilled/, both pairs
 best-readme: $(INSTALLED)
-	@$(PIPELINE) bestline --reports-dir reports/$(README_BEST_PAIR) --out reports/$(README_BEST_PAIR)/$(BEST_LINES_MD)
-	@$(PIPELINE) readme --compare reports/$(README_BEST_PAIR)/$(BEST_LINES_MD) --marker best --readme README.md
+	@$(PIPELINE) bestline --reports-dir $(foreach p,$(README_BEST_PAIRS),reports/$(p)) --out reports/$(BEST_LINES_MD)
+	@$(PIPELINE) readme --compare reports/$(BEST_LINES_MD) --marker best --readme README.md

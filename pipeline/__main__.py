@@ -523,9 +523,9 @@ STAGES: tuple[Stage, ...] = (
                help="the file to copy it into (default README.md)"),
         option("--marker", default="compare", help="<!-- MARKER:start --> ... <!-- MARKER:end -->"),
     ), call_readme, light=True),
-    Stage("bestline", "the README's lines on a pair's best model and its distilled students", (
-        option("--reports-dir", type=Path, required=True,
-               help="the pair's reports (reports/<pair>): best/, distilled/<variant>/, converge/<variant>/"),
+    Stage("bestline", "the README's lines on each pair's best model and its distilled students", (
+        option("--reports-dir", type=Path, nargs="+", required=True,
+               help="each pair's reports (reports/<pair>): best/, distilled/<variant>/, converge/<variant>/"),
         option("--out", type=Path, required=True, help="the Markdown file to write"),
     ), call_bestline, light=True),
     Stage("timings", "time a command and record it in reports/timings.{json,md}", (

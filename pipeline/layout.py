@@ -87,7 +87,7 @@ BOUNDS_MD = "memory-bound.md"  # under reports/: the memory one request may add,
 # in a report folder; decoding.json (DECODING) holds the ensemble's length penalty.
 SELECTION_JSON, SELECTION_MD = "selection.json", "selection.md"  # every candidate and ensemble tried
 BEST_MEMBERS = "members.txt"  # the chosen runs' folders, one a line
-BEST_LINES_MD = "best.md"  # in reports/<pair>: the README's lines on the best model and its students
+BEST_LINES_MD = "best.md"  # in reports/: the README's lines on each pair's best model and its students
 # In a student's report folder (reports/<pair>/distilled/<variant>): its test BLEU against the same
 # variant's trained on the references, greedy and beam, with paired bootstrap p-values.
 AGAINST_REFERENCES_JSON = "against_references.json"

@@ -110,20 +110,37 @@ def test_the_readme_lines_say_not_built_until_the_best_folder_has_its_results(tm
     from pipeline.reporting.best import summarize_best
 
     pair = tmp_path / "de-en"
-    out = summarize_best(pair, tmp_path / "best.md")
+    out = summarize_best([pair], tmp_path / "best.md")
     assert out.read_text() == "- The best model of de-en is not built yet: `make best PAIR=de-en` builds it\n"
     selection = {"models": [{}] * 3, "ensembles": [{}] * 2,
                  "chosen": {"members": ["gru_luong", "transformer"], "validation_bleu": 41.23}}  # fmt: skip
     (pair / "best").mkdir(parents=True)
     (pair / "best" / SELECTION_JSON).write_text(json.dumps(selection))
-    assert "not built yet" in summarize_best(pair, out).read_text()  # chosen, not yet evaluated
+    assert "not built yet" in summarize_best([pair], out).read_text()  # chosen, not yet evaluated
     write_results(pair / "best", 43.21, 40.12, 0.8)
     write_results(pair / "distilled" / "gru", 39.5, 38.25)
     write_results(pair / "converge" / "gru", 35.75, 33.5)
     (pair / "distilled" / "lstm").mkdir()  # a student still training: no line
-    best, student = summarize_best(pair, out).read_text().splitlines()
+    best, student = summarize_best([pair], out).read_text().splitlines()
+    assert best.startswith("- The best model of de-en (`make best PAIR=de-en`, [selection](")
     assert "an ensemble of `gru_luong` + `transformer`, chosen among 5 models and ensembles" in best
     assert "validation BLEU (41.23); test BLEU 43.21 ± 1.5 (beam5, length penalty 0.8), 40.12 greedy" in best
-    assert student.startswith("- `gru` distilled from it (`make distill VARIANT=gru`): test BLEU 39.5 ± 1.5")
+    command = "(`make distill PAIR=de-en VARIANT=gru`)"
+    assert student.startswith(f"- `gru` distilled from it {command}: test BLEU 39.5 ± 1.5")
     reference = "BLEU 35.75 ± 1.5 (beam5, length penalty 1.0), 33.5 greedy"
     assert student.endswith(f"trained on the references (converge): {reference}")
+
+
+def test_the_readme_lines_give_each_pair_in_turn_its_best_model_then_its_students(tmp_path):
+    from pipeline.reporting.best import summarize_best
+
+    de_en, en_de = tmp_path / "de-en", tmp_path / "en-de"
+    selection = {"models": [{}], "ensembles": [], "chosen": {"members": ["gru"], "validation_bleu": 30.5}}
+    (de_en / "best").mkdir(parents=True)
+    (de_en / "best" / SELECTION_JSON).write_text(json.dumps(selection))
+    write_results(de_en / "best", 31.0, 29.0)
+    write_results(de_en / "distilled" / "gru", 30.0, 29.5)
+    lines = summarize_best([de_en, en_de], tmp_path / "best.md").read_text().splitlines()
+    assert [line[:30] for line in lines] == ["- The best model of de-en (`ma", "- `gru` distilled from it (`ma",
+                                             "- The best model of en-de is n"]  # fmt: skip
+    assert "the single model `gru`, chosen among 1 models" in lines[0]

@@ -90,7 +90,7 @@ def test_a_stage_help_lists_every_option_of_the_table(stage, capsys, monkeypatch
 LIGHT = [
     (("readme", "--compare", "compare.md"), 0),
     (("timings", "--table", "--out-dir", "o"), 0),
-    (("bestline", "--reports-dir", "nowhere", "--out", "o/best.md"), 0),
+    (("bestline", "--reports-dir", "nowhere", "elsewhere", "--out", "o/best.md"), 0),
     (("seeds", "--runs", "a", "--reports-dir", "nowhere", "--out-dir", "o"), 1),
     (("tuning", "--runs", "nowhere", "--out-dir", "o"), 1),
     (("lesson", "--compare", "nowhere/compare.json", "--out", "o/lesson.md"), 1),

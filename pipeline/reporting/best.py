@@ -1,4 +1,4 @@
-"""The README's lines on a pair's best model and the students distilled from it, from their report
+"""The README's lines on each pair's best model and the students distilled from it, from their report
 folders alone (``reports/<pair>/best``, ``reports/<pair>/distilled/<variant>`` and, for each
 student, the same variant trained on the references, ``reports/<pair>/converge/<variant>``)."""
 
@@ -30,17 +30,15 @@ def scores(folder: Path) -> str | None:
 
 def best_line(pair_dir: Path) -> str:
     """The best model's line: its members, its validation BLEU, its test scores; or not built yet."""
-    folder = pair_dir / BEST
+    folder, pair = pair_dir / BEST, pair_dir.name
     selection, tested = read(folder, SELECTION_JSON), scores(folder)
     if selection is None or tested is None:
-        return (
-            f"The best model of {pair_dir.name} is not built yet: `make best PAIR={pair_dir.name}` builds it"
-        )
+        return f"The best model of {pair} is not built yet: `make best PAIR={pair}` builds it"
     chosen = selection["chosen"]
     members = " + ".join(f"`{m}`" for m in chosen["members"])
     kind = "an ensemble of" if len(chosen["members"]) > 1 else "the single model"
     tried = len(selection["models"]) + len(selection["ensembles"])
-    return (f"The best model of {pair_dir.name} (`make best`, [selection]({folder / SELECTION_MD})): {kind} "
+    return (f"The best model of {pair} (`make best PAIR={pair}`, [selection]({folder / SELECTION_MD})): {kind} "
             f"{members}, chosen among {tried} models and ensembles by validation BLEU "
             f"({chosen['validation_bleu']}); test {tested}")  # fmt: skip
 
@@ -53,13 +51,14 @@ def student_lines(pair_dir: Path) -> list[str]:
         if student is None:
             continue
         reference = scores(pair_dir / REFERENCES_PRESET / folder.name) or "not evaluated yet"
-        command = f"`make distill VARIANT={folder.name}`"
+        command = f"`make distill PAIR={pair_dir.name} VARIANT={folder.name}`"
         lines.append(f"`{folder.name}` distilled from it ({command}): test {student}; "
                      f"trained on the references ({REFERENCES_PRESET}): {reference}")  # fmt: skip
     return lines
 
 
-def summarize_best(pair_dir: Path, out: Path) -> Path:
-    """Writes the best model's line and its students' lines, a Markdown list, to ``out``."""
-    lines = [best_line(pair_dir), *student_lines(pair_dir)]
+def summarize_best(pair_dirs: list[Path], out: Path) -> Path:
+    """Writes, for each pair in turn, its best model's line and its students' lines, one Markdown list,
+    to ``out``."""
+    lines = [line for pair_dir in pair_dirs for line in (best_line(pair_dir), *student_lines(pair_dir))]
     return write_text(out, "".join(f"- {line}\n" for line in lines))
