@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from pipeline.serving.protocol import format_predict, jsonable, metadata, parse_predict, status
 from pipeline.serving.repository import Servable, ServingError, Signature, TensorInfo
+from refused_decoding import REFUSED, decoding
 
 TEXT = Signature(
     "translate",
@@ -59,12 +60,6 @@ def refused(body) -> str:
     return str(error.value)
 
 
-def decoding(beam: str, penalty: str) -> bytes:
-    """A translate request with these JSON tokens (NaN and Infinity are not JSON; Python reads them)."""
-    inputs = f'{{"sources": ["a"], "beam_size": {beam}, "length_penalty": {penalty}}}'
-    return f'{{"signature_name": "translate", "inputs": {inputs}}}'.encode()
-
-
 def test_the_row_form_with_one_input_takes_bare_values_and_the_default_signature():
     name, inputs, form = parse({"instances": ["a", "b"]})
     assert (name, form) == ("serving_default", "row") and inputs["sources"].tolist() == [b"a", b"b"]
@@ -109,23 +104,7 @@ def test_decoding_values_the_export_can_use_pass(beam, penalty):
     )
 
 
-@pytest.mark.parametrize(
-    ("beam", "penalty", "words"),
-    [
-        ("5", "NaN", "input length_penalty must be finite, from 0 to 10, got nan"),
-        ("5", "Infinity", "input length_penalty must be finite, from 0 to 10, got inf"),
-        ("5", "-Infinity", "input length_penalty must be finite"),
-        ("5", "-0.01", "input length_penalty must be finite, from 0 to 10, got -0.01"),
-        ("5", "10.01", "input length_penalty must be finite, from 0 to 10, got 10.01"),
-        ("0", "1", "input beam_size must be at least 1 (a larger one than 32 is searched at 32), got 0"),
-        ("-3", "1", "input beam_size must be at least 1"),
-        ("1.5", "1", "input beam_size must hold whole numbers within int32"),
-        ("NaN", "1", "input beam_size"),
-        ('"5"', "1", "input beam_size must hold numbers"),
-        ("true", "1", "input beam_size must hold numbers"),
-        ("5", '"x"', "input length_penalty must hold numbers"),
-    ],
-)
+@pytest.mark.parametrize(("beam", "penalty", "words"), REFUSED)
 def test_decoding_values_the_export_cannot_use_are_a_400_naming_the_input(beam, penalty, words):
     assert words in refused(decoding(beam, penalty))
 
