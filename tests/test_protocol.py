@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from refused_decoding import REFUSED, decoding
 
 from pipeline.serving.protocol import format_predict, jsonable, metadata, parse_predict, status
 from pipeline.serving.repository import Servable, ServingError, Signature, TensorInfo
-from refused_decoding import REFUSED, decoding
 
 TEXT = Signature(
     "translate",

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
+from refused_decoding import REFUSED, decoding
 
 from pipeline.decoding.export import MAX_BEAM_SIZE, export
 from pipeline.serving.load import request
 from pipeline.tokenizer import load_tokenizer
-from refused_decoding import REFUSED, decoding
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["Ein Hund läuft über eine Wiese.", "Zwei Kinder spielen im Sand."]
