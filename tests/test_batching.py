@@ -237,6 +237,24 @@ def test_a_request_larger_than_a_call_runs_as_several_and_gets_all_its_rows_in_o
     assert answer["lengths"].tolist() == (np.arange(30) % 3 + 1).tolist()
 
 
+@pytest.mark.parametrize(
+    ("rows", "max_batch_size", "call_work", "cut"),
+    [
+        (20, 4, 1000, [4, 4, 4, 4, 4]),  # max_batch_size bounds a call before its work does
+        (10, 64, 70, [3, 3, 3, 1]),  # three sentences of 20 fill 60 of a call's 70; a fourth would not fit
+        (3, 64, 10, [1, 1, 1]),  # a sentence heavier than a call runs in a call of its own
+    ],
+)
+def test_the_calls_a_request_is_counted_for_when_admitted_are_the_calls_it_is_cut_into(
+    rows, max_batch_size, call_work, cut
+):
+    recorder = Recorder()
+    batcher = Batcher(max_batch_size=max_batch_size, max_wait=0.0, call_work=call_work)
+    asyncio.run(together(batcher, recorder, [request(1, rows=rows)]))
+    assert recorder.calls == cut
+    assert batcher.calls(rows * 20, 20) == len(cut)  # request(): 3 pieces and EOS, at beam 5
+
+
 def test_a_request_whose_calls_differ_in_width_gets_its_rows_padded_as_one_call_would_pad_them():
     recorder = Pieces()
 

@@ -179,12 +179,13 @@ class Batcher:
         seconds, work = self.timed["full"] if self.timed["full"][1] else self.timed["any"]
         return seconds / work if work else None
 
-    def calls(self, work: int, pending: Pending | None = None, rows: int = 0, unit: int = 1) -> int:
-        """Calls that ``work`` of a request takes, cut as it is (``pending``) or would be."""
-        per_call = (
-            pending.per_call * pending.unit if pending else max(1, min(rows, self.call_work // unit)) * unit
-        )
-        return -(-work // per_call)
+    def per_call(self, unit: int) -> int:
+        """Sentences in one call of a request whose sentences are ``unit`` of work each, at most."""
+        return max(1, min(self.max_batch_size, self.call_work // unit))
+
+    def calls(self, work: int, unit: int) -> int:
+        """Calls that ``work`` of a request whose sentences are ``unit`` of work each is cut into."""
+        return -(-work // (self.per_call(unit) * unit))
 
     def admit(self, rows: int, unit: int) -> None:
         """Refuses at once (503) what could not finish within its deadline, or would overfill the queue."""
@@ -195,7 +196,7 @@ class Batcher:
             return
         work = rows * unit  # sharing turns: every queued request does as much as this one, or all it has
         shares = [(min(p.remaining(), work), p) for p in self.pending]
-        calls = self.calls(work, rows=rows, unit=unit) + sum(self.calls(w, p) for w, p in shares)
+        calls = self.calls(work, unit) + sum(self.calls(w, p.unit) for w, p in shares)
         seconds = self.overhead * calls + rate * (work + sum(w for w, _ in shares))
         if seconds > self.deadline:
             raise ServingError(
@@ -215,7 +216,7 @@ class Batcher:
             raise ServingError(
                 400, f"request too large: sentences x source pieces must be at most {MAX_WORK}"
             )
-        per_call = max(1, min(self.max_batch_size, self.call_work // (width * beam)))
+        per_call = self.per_call(width * beam)
         future = asyncio.get_running_loop().create_future()
         return Pending(
             inputs, rows, width, beam, key, signature, future, time.monotonic() + self.deadline, per_call
