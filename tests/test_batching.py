@@ -126,6 +126,15 @@ def test_requests_with_other_scalars_are_never_merged():
     assert sorted(recorder.calls) == [1, 2] and [a["first"][0] for a in answers] == [1, 2, 3]
 
 
+def test_a_call_takes_in_the_requests_like_its_first_past_one_that_is_not():
+    recorder = Recorder()
+    # In the order of the calls: 20 of work (beam 5), 24 (beam 3: another key), 40 (beam 5).
+    requests = [request(1, beam=5), request(2, rows=2, beam=3), request(3, rows=2, beam=5)]
+    answers = asyncio.run(together(Batcher(max_wait=0.05), recorder, requests))
+    assert recorder.calls == [3, 2] and recorder.firsts == [[1, 3], [2]]
+    assert [a["first"].tolist() for a in answers] == [[1], [2, 2], [3, 3]]
+
+
 def test_a_request_waits_up_to_max_wait_for_others_to_join_its_call():
     recorder = Recorder()
 
@@ -484,6 +493,30 @@ def test_the_time_a_request_would_take_counts_the_calls_of_the_queued_ones_that_
 
     refused = asyncio.run(scenario())
     assert refused.status == 503 and "about 5.0 s" in str(refused)
+
+
+def test_the_time_a_request_would_take_counts_the_work_of_the_queued_ones_that_take_turns_with_it():
+    async def scenario():
+        batcher = timed(Batcher(deadline=1.0, call_work=100), overhead=0.0, per_work=0.01)
+        # Four sentences of 4 pieces and EOS at beam 5 (25 each) queued: 100 of work, 1 s.
+        queued = asyncio.create_task(batcher.submit(SERVABLE, Recorder(), request(1, rows=4, width=4)))
+        await asyncio.sleep(0)
+        batcher.admit(1, 25)  # its 25 and the queued one's next 25 in turn: 0.5 s
+        with pytest.raises(ServingError) as refused:
+            batcher.admit(3, 25)  # its 75 and as much of the queued one's: 1.5 s
+        queued.cancel()
+        return refused.value
+
+    refused = asyncio.run(scenario())
+    assert refused.status == 503 and "about 1.5 s" in str(refused)
+
+
+def test_once_there_are_full_calls_the_seconds_per_unit_are_theirs_even_if_they_measured_none():
+    batcher = Batcher(call_work=1000)
+    batcher.timing(KEY, 60.0, 1000)  # a key's first call: left out
+    batcher.timing(KEY, 0.5, 1000)  # a full call, the shortest yet: all of it the fixed part
+    batcher.timing(KEY, 1.0, 10)  # a small call that took longer
+    assert batcher.seconds_per_work() == 0.0  # not the small call's 0.5 s over 910 of decayed work
 
 
 def test_the_seconds_per_unit_of_work_are_measured_on_full_calls_and_follow_the_recent_ones():
