@@ -17,6 +17,10 @@ from pathlib import Path
 import tomllib
 
 REASONS = Path(__file__).with_name("survivors.toml")
+OTHER_OUTCOMES = {  # cosmic-ray's worker outcomes other than a test run's verdict
+    "exception": "cosmic-ray could not make this mutant (an exception while mutating)",
+    "timeout": "the tests ran past the .toml's timeout",
+}
 
 
 def jobs(session: Path) -> list[dict]:
@@ -67,12 +71,13 @@ def summary(sessions: list[Path]) -> str:
         "| module | mutants | killed | survived | other |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    survivors = []
+    survivors, others = [], []
     for session in sessions:
         found = jobs(session)
         killed = sum(j["outcome"] == "killed" for j in found)
         lived = [j for j in found if j["outcome"] == "survived"]
         survivors += lived
+        others += [j for j in found if j["outcome"] not in ("killed", "survived")]
         module = found[0]["module"] if found else session.stem
         lines.append(
             f"| `{module}` | {len(found)} | {killed} | {len(lived)} | {len(found) - killed - len(lived)} |"
@@ -84,6 +89,17 @@ def summary(sessions: list[Path]) -> str:
         lines.append(
             f"| `{job['module']}:{job['line']}` | {job['operator']} | `{mutant}` | {reason(job, reasons)} |"
         )
+    if others:
+        lines += [
+            "",
+            "Other outcomes, no verdict:",
+            "",
+            "| module:line | operator | outcome |",
+            "| --- | --- | --- |",
+        ]
+        for job in sorted(others, key=lambda j: (j["module"], j["line"], j["operator"])):
+            outcome = OTHER_OUTCOMES.get(job["outcome"], job["outcome"])
+            lines.append(f"| `{job['module']}:{job['line']}` | {job['operator']} | {outcome} |")
     return "\n".join(lines) + "\n"
 
 
