@@ -21,6 +21,7 @@ from pipeline.files import write_text
 from pipeline.reporting.archive import archived
 
 SEED_RUNS = ("gru_bahdanau-seed1", "gru_bahdanau-seed2")
+EN_DE_BEST_RUNS = ("gru_luong", "transformer", "gru_luong-seed1", "transformer-seed1")  # its candidates
 TUNE_TRANSFORMER_RUNS = ("transformer_peak1e3", "transformer_peak5e4", "transformer_6x1", "transformer_tiny")
 # Each command: what it writes (under reports/), the folder of its runs' report folders, and those
 # runs (None: every report folder in it).
@@ -36,7 +37,7 @@ TRAINED: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
      ("gru_bahdanau",)),
     ("make best", "de-en/best/selection.md, test.json, serve-exchange.md", "de-en/best/members", None),
     ("make distill VARIANT=gru_luong", "de-en/distilled/gru_luong/", "de-en/distilled", ("gru_luong",)),
-    ("make best PAIR=en-de", "en-de/best/selection.md, test.json", "en-de/best/members", None),
+    ("make best PAIR=en-de", "en-de/best/selection.md, test.json", "en-de/converge", EN_DE_BEST_RUNS),
     ("make tune", "de-en/tuning/tuning.md, tuning.png", "de-en/tuning", None),
     ("make tune-transformer", "de-en/tuning/transformer/tuning.md, tuning.png", "de-en/tuning/transformer",
      TUNE_TRANSFORMER_RUNS),
