@@ -38,8 +38,8 @@ def best_line(pair_dir: Path) -> str:
     members = " + ".join(f"`{m}`" for m in chosen["members"])
     kind = "an ensemble of" if len(chosen["members"]) > 1 else "the single model"
     tried = len(selection["models"]) + len(selection["ensembles"])
-    return (f"The best model of {pair} (`make best PAIR={pair}`, [selection]({folder / SELECTION_MD})): {kind} "
-            f"{members}, chosen among {tried} models and ensembles by validation BLEU "
+    return (f"The best model of {pair} (`make best PAIR={pair}`, [selection]({folder / SELECTION_MD})): "
+            f"{kind} {members}, chosen among {tried} models and ensembles by validation BLEU "
             f"({chosen['validation_bleu']}); test {tested}")  # fmt: skip
 
 
