@@ -152,6 +152,13 @@ def test_a_request_waits_up_to_max_wait_for_others_to_join_its_call():
     assert recorder.calls == [2] and [a["first"].tolist() for a in answers] == [[1], [2]]
 
 
+def test_a_call_starts_at_once_when_enough_sentences_wait_to_fill_it():
+    recorder = Recorder()
+    began = time.monotonic()
+    asyncio.run(together(Batcher(max_batch_size=4, max_wait=10.0), recorder, [request(1, rows=8)]))
+    assert recorder.calls == [4, 4] and time.monotonic() - began < 5.0  # neither waited max_wait
+
+
 def test_a_batch_holds_at_most_max_batch_size_examples_and_every_call_is_counted():
     recorder, batcher, counted = Recorder(), Batcher(max_batch_size=4, max_wait=0.05), []
     batcher.on_call = counted.append  # the metrics' hook
