@@ -76,12 +76,10 @@ def summary(sessions: list[Path]) -> str:
         found = jobs(session)
         killed = sum(j["outcome"] == "killed" for j in found)
         lived = [j for j in found if j["outcome"] == "survived"]
-        survivors += lived
-        others += [j for j in found if j["outcome"] not in ("killed", "survived")]
+        other = [j for j in found if j["outcome"] not in ("killed", "survived")]
+        survivors, others = survivors + lived, others + other
         module = found[0]["module"] if found else session.stem
-        lines.append(
-            f"| `{module}` | {len(found)} | {killed} | {len(lived)} | {len(found) - killed - len(lived)} |"
-        )
+        lines.append(f"| `{module}` | {len(found)} | {killed} | {len(lived)} | {len(other)} |")
     lines += ["", "Survivors, each with why it lives:", ""]
     lines += ["| module:line | operator | the mutated line | why |", "| --- | --- | --- | --- |"]
     for job in sorted(survivors, key=lambda j: (j["module"], j["line"], j["operator"])):
