@@ -12,6 +12,7 @@ README_TABLES = timings:reports/$(TIMINGS_MD):README.md \
 	archived:reports/$(ARCHIVED_MD):docs/results.md reproduce:reports/$(REPRODUCE_MD):docs/results.md \
 	serve-exchange:reports/de-en/best/$(SERVE_EXCHANGE):README.md \
 	full-de-en:reports/de-en/full/$(COMPARE_MD):docs/results.md full-en-de:reports/en-de/full/$(COMPARE_MD):docs/results.md \
+	converge-en-de:reports/en-de/converge/$(COMPARE_MD):docs/results.md \
 	tuning:reports/de-en/tuning/$(TUNING_MD):docs/results.md \
 	tuning-transformer:reports/de-en/tuning/transformer/$(TUNING_MD):docs/results.md quick:reports/de-en/quick/$(COMPARE_MD):docs/results.md \
 	bench:$(BENCH_DIR)/$(BENCH_MD):docs/performance.md bench-transformer:reports/de-en/converge/bench/$(BENCH_MD):docs/performance.md \
