@@ -112,6 +112,11 @@ def test_both_directions_side_by_side_each_from_its_own_comparison_and_not_run_w
     )
     assert "| The gradient vanishes most in the tanh RNN | **holds** | **contradicted** | not run |" in text
     assert "first words | **holds** | **contradicted** | not run |" in text
+    assert '"not run": that direction' in text and '"-": its table lacks' in text
+    # Both directions complete: the caption defines no marker the table does not use.
+    del compares["fr-en"]
+    text = side_by_side(compares, tmp_path / layout.LESSON_DIRECTIONS_MD).read_text()
+    assert '"not run"' not in text and '"-": its table lacks' in text
 
 
 def report_folder(folder, hypotheses: dict[str | None, list[str]], references: list[str]):

@@ -217,7 +217,8 @@ def verdict_cells(report: dict) -> dict[str, str]:
 def side_by_side(compares: dict[str, Path], out: Path) -> Path:
     """The lesson's claims, a row each, with a column of verdicts per direction (``compares``: each
     pair's compare.json, by the pair's name); a direction whose comparison is not there yet is
-    "not run" in every row. Writes the Markdown table to ``out``; returns ``out``."""
+    "not run" in every row, and the caption defines only the markers its table uses. Writes the
+    Markdown table to ``out``; returns ``out``."""
     found = {
         pair: verdict_cells(load(path)) if Path(path).is_file() else None for pair, path in compares.items()
     }
@@ -226,16 +227,22 @@ def side_by_side(compares: dict[str, Path], out: Path) -> Path:
         VANISH_CLAIM,
         SHORT_PATH_CLAIM,
     ]
+    rows = [
+        [NOT_RUN if cells is None else cells.get(claim, "-") for cells in found.values()] for claim in claims
+    ]
+    used = {cell for row in rows for cell in row}
+    markers = [
+        f'"{NOT_RUN}": that direction\'s comparison is not there yet' if NOT_RUN in used else "",
+        '"-": its table lacks a variant the claim needs' if "-" in used else "",
+    ]
     lines = [
         "The lesson's claims in both directions, on each direction's converge comparison "
         f"({', '.join(f'`{path}`' for path in compares.values())}), each verdict computed as above: "
-        f'for a pair, its test BLEU gap and paired bootstrap p; "{NOT_RUN}": that direction\'s comparison '
-        'is not there yet; "-": its table lacks a variant the claim needs.',
+        + "; ".join(["for a pair, its test BLEU gap and paired bootstrap p", *filter(None, markers)])
+        + ".",
         "",
         "| claim | " + " | ".join(compares) + " |",
         "|---|" + "---|" * len(compares),
     ]
-    for claim in claims:
-        cells = [NOT_RUN if cells is None else cells.get(claim, "-") for cells in found.values()]
-        lines.append(f"| {claim} | " + " | ".join(cells) + " |")
+    lines += [f"| {claim} | " + " | ".join(cells) + " |" for claim, cells in zip(claims, rows, strict=True)]
     return write_text(out, "\n".join(lines) + "\n")
