@@ -1,6 +1,6 @@
 # Development extras beyond make test and make lint. Included by the Makefile.
 
-.PHONY: mutate
+.PHONY: mutate tags
 
 # Mutation testing, not part of make test: cosmic-ray changes one operator at a time in the
 # modules below, in place (leave the checkout alone meanwhile), and runs their fast in-process
@@ -19,3 +19,12 @@ mutate: $(INSTALLED)
 			$(MUTATE_DIR)/$$m.sqlite || exit 1; \
 	done
 	$(PYTHON) tests/mutation/summary.py reports/mutation.md $(foreach m,$(MUTATE_MODULES),$(MUTATE_DIR)/$(m).sqlite)
+
+# The versions CHANGELOG.md's headings name ("## 0.3.0 (5c92a35): ..."), each tagged v<version> at
+# its commit; -f: again after a heading's commit is corrected. The unreleased version has none.
+CHANGELOG ?= CHANGELOG.md
+## git tags v<version> at the commits CHANGELOG.md's version headings name
+tags:
+	sed -n 's/^## \([0-9][0-9.]*\) (\([0-9a-f]\{7,40\}\)).*/\1 \2/p' $(CHANGELOG) | \
+		while read version commit; do git tag -f "v$$version" "$$commit" || exit 1; done
+	git tag --list 'v*'

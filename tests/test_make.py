@@ -223,6 +223,26 @@ def test_make_help_lists_every_target_with_its_comment(tmp_path):
     assert ".DEFAULT_GOAL := all" in database.splitlines()
 
 
+def test_make_tags_tags_each_version_at_the_commit_its_changelog_heading_names(tmp_path):
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    commits = []
+    for n in range(3):
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", f"c{n}")
+        commits.append(git("rev-parse", "HEAD").strip())
+    (tmp_path / "CHANGELOG.md").write_text(
+        "# Changelog\n\n## 0.3.0 (unreleased)\n\n"
+        f"## 0.2.0 ({commits[1][:7]}): the second\n\n## 0.1.0 ({commits[0][:7]}): the first\n"
+    )
+    command = ["make", "--no-print-directory", "-f", str(ROOT / "mk" / "dev.mk"), "tags"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert git("tag", "--list").split() == ["v0.1.0", "v0.2.0"]
+    assert [git("rev-parse", f"v0.{n + 1}.0^{{commit}}").strip() for n in range(2)] == commits[:2]
+
+
 def test_each_preset_and_pair_exports_under_a_name_of_its_own_and_make_serve_passes_the_flags(tmp_path):
     # The quick and converge models of one variant are two servables, never versions of one.
     names = {}

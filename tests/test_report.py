@@ -75,7 +75,8 @@ def test_markdown_table_has_one_row_per_variant_with_its_numbers():
     assert lines[0].startswith("Multi30k de-en, preset `quick`, test_2016_flickr (12 sentences)")
     assert "against `gru_bahdanau`" in lines[0]
     assert (
-        '"val BLEU" is the validation split translated the same way (beam 5 at the length penalty' in lines[0]
+        '"val BLEU" is the validation split translated the same way (beam 5 at the row\'s length penalty)'
+        in lines[0]
     )
     assert lines[2].split(" | ")[13:15] == ["p vs `gru_bahdanau`", "length penalty"]
     rendered = [line for line in lines if line.startswith("| `")]

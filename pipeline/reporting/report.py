@@ -167,7 +167,7 @@ def markdown_table(
         f"exported SavedModels with beam 5 and {penalty_phrase(penalties)} (greedy in "
         "its own column); sacreBLEU, cased and detokenized, with the 95% bootstrap confidence interval; "
         '"test BLEU lc" is lowercased; "val BLEU" is the validation split translated the same way (beam 5 at '
-        "the length penalty chosen on it); p is paired bootstrap resampling "
+        "the row's length penalty); p is paired bootstrap resampling "
         f'({BOOTSTRAP_SAMPLES} samples) against `{baseline}`; "ceiling" is the float32 matrix-product rate '
         "(`make bench`) of the machine of each training process."
     )
