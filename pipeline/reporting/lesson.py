@@ -231,14 +231,15 @@ def side_by_side(compares: dict[str, Path], out: Path) -> Path:
         [NOT_RUN if cells is None else cells.get(claim, "-") for cells in found.values()] for claim in claims
     ]
     used = {cell for row in rows for cell in row}
-    markers = [
-        f'"{NOT_RUN}": that direction\'s comparison is not there yet' if NOT_RUN in used else "",
-        '"-": its table lacks a variant the claim needs' if "-" in used else "",
-    ]
+    markers = {
+        NOT_RUN: "that direction's comparison is not there yet",
+        "-": "its table lacks a variant the claim needs",
+    }
+    defined = [f'"{marker}": {meaning}' for marker, meaning in markers.items() if marker in used]
     lines = [
         "The lesson's claims in both directions, on each direction's converge comparison "
         f"({', '.join(f'`{path}`' for path in compares.values())}), each verdict computed as above: "
-        + "; ".join(["for a pair, its test BLEU gap and paired bootstrap p", *filter(None, markers)])
+        + "; ".join(["for a pair, its test BLEU gap and paired bootstrap p", *defined])
         + ".",
         "",
         "| claim | " + " | ".join(compares) + " |",
